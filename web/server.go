@@ -1,0 +1,106 @@
+// Package web is Tessera's HTTP layer: the REST API under /api/v1, health and metrics.
+// It depends on engine/; the engine never depends on it.
+package web
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/gofiber/fiber/v2/middleware/requestid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tessera/tessera/engine/auth"
+)
+
+// MaxBodyBytes bounds every request body; larger bodies get 413 before any handler runs.
+const MaxBodyBytes = 16 << 20
+
+// Check reports whether one dependency is reachable; readyz runs them all.
+type Check func(ctx context.Context) error
+
+// Deps are what the HTTP layer serves from.
+type Deps struct {
+	Pool     *pgxpool.Pool
+	Auth     *auth.Service
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
+	// Checks are run by /readyz besides PostgreSQL, keyed by name (e.g. "temporal").
+	Checks map[string]Check
+}
+
+// New builds the fiber app with every route mounted.
+func New(d Deps) *fiber.App {
+	app := fiber.New(fiber.Config{
+		AppName:               "tessera",
+		BodyLimit:             MaxBodyBytes,
+		ErrorHandler:          errorHandler(d.Logger),
+		DisableStartupMessage: true,
+		ReadTimeout:           60 * time.Second,
+		IdleTimeout:           120 * time.Second,
+	})
+	app.Use(recover.New())
+	app.Use(requestid.New())
+	app.Use(accessLog(d.Logger))
+	metrics := newHTTPMetrics(d.Registry, d.Pool)
+	app.Use(metrics.middleware)
+
+	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+	app.Get("/readyz", readyz(d))
+	app.Get("/metrics", metrics.handler())
+
+	api := app.Group("/api/v1")
+	h := &authHandlers{auth: d.Auth}
+	api.Post("/auth/login", h.login)
+	authed := api.Group("", requireUser(d.Auth))
+	authed.Post("/auth/logout", h.logout)
+	authed.Get("/auth/me", h.me)
+	authed.Get("/users", requireAdmin, h.listUsers)
+	authed.Post("/users", requireAdmin, h.createUser)
+
+	app.Use(func(c *fiber.Ctx) error { return notFound("no route for " + c.Method() + " " + c.Path()) })
+	return app
+}
+
+func readyz(d Deps) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		ctx, cancel := context.WithTimeout(c.UserContext(), 3*time.Second)
+		defer cancel()
+		status := fiber.Map{}
+		ready := true
+		check := func(name string, fn Check) {
+			if err := fn(ctx); err != nil {
+				status[name] = err.Error()
+				ready = false
+				return
+			}
+			status[name] = "ok"
+		}
+		check("postgres", d.Pool.Ping)
+		for name, fn := range d.Checks {
+			check(name, fn)
+		}
+		if !ready {
+			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "checks": status})
+		}
+		return c.JSON(fiber.Map{"status": "ready", "checks": status})
+	}
+}
+
+// accessLog writes one structured line per request, carrying the request id.
+func accessLog(log *slog.Logger) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		start := time.Now()
+		err := c.Next()
+		status := c.Response().StatusCode()
+		if err != nil {
+			status = toAPIError(err).Status
+		}
+		log.Info("http", "request_id", requestID(c), "method", c.Method(), "path", c.Path(),
+			"status", status, "duration_ms", float64(time.Since(start).Microseconds())/1000)
+		return err
+	}
+}
