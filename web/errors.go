@@ -2,12 +2,15 @@ package web
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/requestid"
 
+	"github.com/tessera/tessera/engine"
 	"github.com/tessera/tessera/engine/auth"
+	"github.com/tessera/tessera/engine/schema"
 )
 
 // Detail is one problem in a request, located by a JSON pointer into the submitted document.
@@ -23,6 +26,8 @@ type APIError struct {
 	Code    string   `json:"code"`
 	Message string   `json:"message"`
 	Details []Detail `json:"details,omitempty"`
+	// Plan accompanies a refused migration so the caller sees what would happen.
+	Plan any `json:"plan,omitempty"`
 }
 
 func (e *APIError) Error() string { return e.Code + ": " + e.Message }
@@ -61,10 +66,33 @@ func toAPIError(err error) *APIError {
 		apiErr   *APIError
 		fiberErr *fiber.Error
 		fieldErr *auth.FieldError
+		valErr   *engine.ValidationError
+		defErr   *schema.DefinitionError
+		conflict *engine.ConflictError
+		planErr  *engine.PlanError
+		queryErr *engine.QueryError
 	)
 	switch {
 	case errors.As(err, &apiErr):
 		return apiErr
+	case errors.As(err, &valErr):
+		return validationFailed("the record is not valid", problemDetails(valErr.Problems)...)
+	case errors.As(err, &queryErr):
+		return newError(fiber.StatusBadRequest, "bad_request", queryErr.Message, Detail{Path: queryErr.Param, Code: "invalid", Message: queryErr.Message})
+	case errors.As(err, &defErr):
+		return validationFailed("the definition is not valid", problemDetails(defErr.Problems)...)
+	case errors.As(err, &conflict):
+		return newError(fiber.StatusConflict, "conflict", conflict.Message, Detail{Path: conflict.Path, Code: "unique", Message: conflict.Message})
+	case errors.As(err, &planErr):
+		e := newError(fiber.StatusConflict, "migration_refused", planErr.Reason, planDetails(planErr)...)
+		e.Plan = planErr.Plan
+		return e
+	case errors.Is(err, engine.ErrNotFound):
+		return notFound(err.Error())
+	case errors.Is(err, engine.ErrVersionMismatch):
+		return newError(fiber.StatusPreconditionFailed, "version_mismatch", err.Error())
+	case errors.Is(err, engine.ErrDeleted):
+		return newError(fiber.StatusConflict, "deleted", err.Error())
 	case errors.As(err, &fieldErr):
 		return validationFailed("the request is not valid", Detail{Path: fieldErr.Field, Message: fieldErr.Message})
 	case errors.Is(err, auth.ErrEmailTaken):
@@ -102,4 +130,29 @@ func fiberCode(status int) string {
 func requestID(c *fiber.Ctx) string {
 	id, _ := c.Locals(requestid.ConfigDefault.ContextKey).(string)
 	return id
+}
+
+func problemDetails(problems []schema.Problem) []Detail {
+	out := make([]Detail, len(problems))
+	for i, p := range problems {
+		out[i] = Detail{Path: p.Path, Code: p.Code, Message: p.Message}
+	}
+	return out
+}
+
+func planDetails(e *engine.PlanError) []Detail {
+	var out []Detail
+	for _, s := range e.Plan.Steps {
+		switch {
+		case s.FailingRows > 0:
+			msg := fmt.Sprintf("%s: %d existing rows would fail", s.Description, s.FailingRows)
+			if s.Problem != "" {
+				msg += " (" + s.Problem + ")"
+			}
+			out = append(out, Detail{Path: s.Target, Code: s.Op, Message: msg})
+		case s.Destructive:
+			out = append(out, Detail{Path: s.Target, Code: s.Op, Message: s.Description + ": can lose data"})
+		}
+	}
+	return out
 }

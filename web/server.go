@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tessera/tessera/engine"
 	"github.com/tessera/tessera/engine/auth"
 )
 
@@ -26,6 +27,7 @@ type Check func(ctx context.Context) error
 type Deps struct {
 	Pool     *pgxpool.Pool
 	Auth     *auth.Service
+	Engine   *engine.Engine
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
 	// Checks are run by /readyz besides PostgreSQL, keyed by name (e.g. "temporal").
@@ -35,8 +37,10 @@ type Deps struct {
 // New builds the fiber app with every route mounted.
 func New(d Deps) *fiber.App {
 	app := fiber.New(fiber.Config{
-		AppName:               "tessera",
-		BodyLimit:             MaxBodyBytes,
+		AppName: "tessera",
+		// Bodies over 1 MB are streamed, not buffered; limitBody caps them per route.
+		BodyLimit:             1 << 20,
+		StreamRequestBody:     true,
 		ErrorHandler:          errorHandler(d.Logger),
 		DisableStartupMessage: true,
 		ReadTimeout:           60 * time.Second,
@@ -47,6 +51,7 @@ func New(d Deps) *fiber.App {
 	app.Use(accessLog(d.Logger))
 	metrics := newHTTPMetrics(d.Registry, d.Pool)
 	app.Use(metrics.middleware)
+	app.Use(limitBody)
 
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	app.Get("/readyz", readyz(d))
@@ -60,6 +65,23 @@ func New(d Deps) *fiber.App {
 	authed.Get("/auth/me", h.me)
 	authed.Get("/users", requireAdmin, h.listUsers)
 	authed.Post("/users", requireAdmin, h.createUser)
+
+	eh := &entityHandlers{engine: d.Engine}
+	authed.Get("/entities", eh.list)
+	authed.Get("/entities/:name", eh.get)
+	authed.Put("/entities/:name", requireAdmin, eh.put)
+
+	rh := &recordHandlers{engine: d.Engine}
+	authed.Get("/data/:entity", rh.list)
+	authed.Post("/data/:entity", rh.create)
+	authed.Post("/data/:entity/import", rh.importRecords)
+	authed.Get("/data/:entity/export", rh.exportRecords)
+	authed.Get("/imports/:job", rh.importStatus)
+	authed.Get("/data/:entity/:id", rh.get)
+	authed.Patch("/data/:entity/:id", rh.update)
+	authed.Delete("/data/:entity/:id", rh.delete)
+	authed.Post("/data/:entity/:id/restore", rh.restore)
+	authed.Get("/data/:entity/:id/history", rh.history)
 
 	app.Use(func(c *fiber.Ctx) error { return notFound("no route for " + c.Method() + " " + c.Path()) })
 	return app

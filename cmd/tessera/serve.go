@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/tessera/tessera/engine"
 	"github.com/tessera/tessera/engine/auth"
 	"github.com/tessera/tessera/web"
 	"github.com/tessera/tessera/workflows"
@@ -78,9 +79,12 @@ func serve(ctx context.Context, addr string, cfg platformConfig, noWorker bool) 
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	eng := engine.New(p.pool, log)
+	go eng.Listen(ctx)
 	app := web.New(web.Deps{
 		Pool:     p.pool,
 		Auth:     users,
+		Engine:   eng,
 		Logger:   log,
 		Registry: reg,
 		Checks:   map[string]web.Check{"temporal": workflows.CheckHealth(p.temporal)},

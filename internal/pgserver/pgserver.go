@@ -157,11 +157,22 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	removeStalePostmasterPid(pgDir, logger)
 
-	logOffset, err := s.startPostgres(binDir, pgDir, runAs)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.waitReady(ctx, password, port, logOffset); err != nil {
+	for attempt := 1; ; attempt++ {
+		logOffset, err := s.startPostgres(binDir, pgDir, runAs)
+		if err != nil {
+			return nil, err
+		}
+		err = s.waitReady(ctx, password, port, logOffset)
+		if err == nil {
+			break
+		}
+		// Backends of a postmaster that was killed hard hold its shared memory for a
+		// moment after it is gone: wait for them instead of failing the start.
+		if attempt < shmRetries && s.hasExited() && strings.Contains(s.logTail(logOffset), "pre-existing shared memory block") {
+			logger.Info("waiting for the backends of a crashed postgres to exit", "dir", pgDir)
+			time.Sleep(500 * time.Millisecond)
+			continue
+		}
 		return nil, err
 	}
 	s.url = connURL(password, port, databaseName, "")
@@ -615,6 +626,18 @@ func childEnv() []string {
 		}
 	}
 	return env
+}
+
+// shmRetries bounds how often Start waits for a crashed cluster's backends (10 s).
+const shmRetries = 20
+
+func (s *Server) hasExited() bool {
+	select {
+	case <-s.exited:
+		return true
+	default:
+		return false
+	}
 }
 
 func (s *Server) waitReady(ctx context.Context, password string, port int, logOffset int64) error {

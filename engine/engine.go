@@ -1,0 +1,105 @@
+// Package engine is Tessera's metadata engine: entity definitions, their tables and the
+// one write path for records. It knows nothing of HTTP or Temporal.
+package engine
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tessera/tessera/engine/schema"
+)
+
+// Actor is who performs an operation; recorded in created_by/updated_by and history.
+type Actor struct {
+	UserID  uuid.UUID
+	IsAdmin bool
+	Roles   []string
+}
+
+// Engine serves entity definitions and records from PostgreSQL.
+type Engine struct {
+	pool *pgxpool.Pool
+	log  *slog.Logger
+
+	mu       sync.RWMutex
+	entities map[string]*compiled
+}
+
+// compiled is one entity version ready for use: parsed and with its validator built,
+// so a definition is compiled once per version, not once per request.
+type compiled struct {
+	entity    *schema.Entity
+	validator *schema.Validator
+}
+
+// entityChannel carries the names of entities whose definition changed, so every node
+// drops its cached copy.
+const entityChannel = "tessera_entities"
+
+// New returns an engine over the pool. Call Listen to keep its cache coherent with
+// other nodes.
+func New(pool *pgxpool.Pool, log *slog.Logger) *Engine {
+	return &Engine{pool: pool, log: log, entities: map[string]*compiled{}}
+}
+
+// Pool exposes the database for read-only helpers of other layers (health checks).
+func (e *Engine) Pool() *pgxpool.Pool { return e.pool }
+
+// Listen invalidates cached definitions when any node changes them, until ctx ends.
+// The cache is emptied whenever the listening connection is (re)established.
+func (e *Engine) Listen(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := e.listenOnce(ctx)
+		e.forgetAll()
+		if ctx.Err() != nil {
+			return
+		}
+		e.log.Warn("entity change listener restarting", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (e *Engine) listenOnce(ctx context.Context) error {
+	conn, err := e.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "LISTEN "+entityChannel); err != nil {
+		return err
+	}
+	// Definitions may have changed while we were not listening.
+	e.forgetAll()
+	for {
+		n, err := conn.Conn().WaitForNotification(ctx)
+		if err != nil {
+			conn.Conn().Close(context.Background())
+			return err
+		}
+		e.forget(n.Payload)
+	}
+}
+
+func (e *Engine) forget(name string) {
+	e.mu.Lock()
+	delete(e.entities, name)
+	e.mu.Unlock()
+}
+
+func (e *Engine) forgetAll() {
+	e.mu.Lock()
+	e.entities = map[string]*compiled{}
+	e.mu.Unlock()
+}
+
+// ErrNotFound is returned for an unknown entity or record.
+var ErrNotFound = errors.New("not found")

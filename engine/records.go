@@ -1,0 +1,521 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tessera/tessera/engine/schema"
+	"github.com/tessera/tessera/engine/store"
+)
+
+// Create validates a new record and writes it, its lines, its history row and its
+// outbox row in one transaction. It returns the stored record.
+func (e *Engine) Create(ctx context.Context, actor Actor, entity string, body []byte) (json.RawMessage, error) {
+	c, err := e.entity(ctx, entity)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := decodeInput(c.entity, body)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range c.entity.LiveFields() {
+		if _, ok := rec[f.Name]; !ok && f.Default != nil && !f.ReadOnly {
+			if rec[f.Name], err = schema.DecodeValue(f.Default); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if problems := c.validator.Validate(rec); len(problems) > 0 {
+		return nil, &ValidationError{Problems: problems}
+	}
+	tx, err := e.pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(ctx)
+	if err := e.checkRelations(ctx, tx, c.entity, rec); err != nil {
+		return nil, err
+	}
+	if a := c.entity.Autonumber; a != nil {
+		if rec[a.Field], err = nextNumber(ctx, tx, c.entity.Name, a.Pattern, time.Now()); err != nil {
+			return nil, err
+		}
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, err
+	}
+	cols := []string{"id", "created_by", "updated_by"}
+	vals := []string{"$1", "$2", "$2"}
+	args := []any{id, nullUUID(actor.UserID)}
+	for _, f := range c.entity.LiveFields() {
+		v, ok := rec[f.Name]
+		if !ok || f.Type == schema.TypeChild {
+			continue
+		}
+		arg, ph, err := store.Param(f, v, "$"+strconv.Itoa(len(args)+1))
+		if err != nil {
+			return nil, invalid("/"+f.Name, "type", err.Error())
+		}
+		cols = append(cols, store.Ident(f.Name))
+		vals = append(vals, ph)
+		args = append(args, arg)
+	}
+	sql := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", store.Table(entity), strings.Join(cols, ", "), strings.Join(vals, ", "))
+	if _, err := tx.Exec(ctx, sql, args...); err != nil {
+		return nil, mapWriteError(entity, err)
+	}
+	if err := writeLines(ctx, tx, c.entity, id, rec, false); err != nil {
+		return nil, err
+	}
+	after, err := readRecord(ctx, tx, c.entity, id, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := recordChange(ctx, tx, actor, c.entity, id, "create", nil, after); err != nil {
+		return nil, err
+	}
+	return after, tx.Commit(ctx)
+}
+
+// Update applies a JSON merge patch (RFC 7386) to a record. ifMatch, when not nil, is
+// the version the caller read; a different current version is ErrVersionMismatch.
+func (e *Engine) Update(ctx context.Context, actor Actor, entity string, id uuid.UUID, body []byte, ifMatch *int) (json.RawMessage, error) {
+	c, err := e.entity(ctx, entity)
+	if err != nil {
+		return nil, err
+	}
+	patch, err := decodeInput(c.entity, body)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := e.pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(ctx)
+	before, err := lockRecord(ctx, tx, c.entity, id, ifMatch, false)
+	if err != nil {
+		return nil, err
+	}
+	current, err := schema.DecodeRecord(before)
+	if err != nil {
+		return nil, err
+	}
+	merged := map[string]any{}
+	for _, f := range c.entity.LiveFields() {
+		if v, ok := current[f.Name]; ok && v != nil && !f.ReadOnly {
+			merged[f.Name] = v
+		}
+	}
+	mergePatch(merged, patch)
+	if problems := c.validator.Validate(merged); len(problems) > 0 {
+		return nil, &ValidationError{Problems: problems}
+	}
+	if err := e.checkRelations(ctx, tx, c.entity, patch); err != nil {
+		return nil, err
+	}
+	sets := []string{"version = version + 1", "updated_at = now()", "updated_by = $2"}
+	args := []any{id, nullUUID(actor.UserID)}
+	for _, f := range c.entity.LiveFields() {
+		if _, ok := patch[f.Name]; !ok || f.Type == schema.TypeChild {
+			continue
+		}
+		arg, ph, err := store.Param(f, merged[f.Name], "$"+strconv.Itoa(len(args)+1))
+		if err != nil {
+			return nil, invalid("/"+f.Name, "type", err.Error())
+		}
+		sets = append(sets, store.Ident(f.Name)+" = "+ph)
+		args = append(args, arg)
+	}
+	sql := fmt.Sprintf("UPDATE %s SET %s WHERE id = $1", store.Table(entity), strings.Join(sets, ", "))
+	if _, err := tx.Exec(ctx, sql, args...); err != nil {
+		return nil, mapWriteError(entity, err)
+	}
+	if err := writeLines(ctx, tx, c.entity, id, patch, true); err != nil {
+		return nil, err
+	}
+	after, err := readRecord(ctx, tx, c.entity, id, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := recordChange(ctx, tx, actor, c.entity, id, "update", before, after); err != nil {
+		return nil, err
+	}
+	return after, tx.Commit(ctx)
+}
+
+// Delete soft-deletes a record: it disappears from lists and reads but can be restored.
+func (e *Engine) Delete(ctx context.Context, actor Actor, entity string, id uuid.UUID, ifMatch *int) error {
+	return e.setDeleted(ctx, actor, entity, id, ifMatch, true)
+}
+
+// Restore brings back a soft-deleted record.
+func (e *Engine) Restore(ctx context.Context, actor Actor, entity string, id uuid.UUID) (json.RawMessage, error) {
+	if err := e.setDeleted(ctx, actor, entity, id, nil, false); err != nil {
+		return nil, err
+	}
+	return e.Get(ctx, actor, entity, id, GetOptions{})
+}
+
+func (e *Engine) setDeleted(ctx context.Context, actor Actor, entity string, id uuid.UUID, ifMatch *int, deleted bool) error {
+	c, err := e.entity(ctx, entity)
+	if err != nil {
+		return err
+	}
+	tx, err := e.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx)
+	before, err := lockRecord(ctx, tx, c.entity, id, ifMatch, !deleted)
+	if err != nil {
+		return err
+	}
+	deletedAt, op := "now()", "delete"
+	if !deleted {
+		deletedAt, op = "NULL", "restore"
+	}
+	if _, err := tx.Exec(ctx, fmt.Sprintf("UPDATE %s SET deleted_at = %s, version = version + 1, updated_at = now(), updated_by = $2 WHERE id = $1",
+		store.Table(entity), deletedAt), id, nullUUID(actor.UserID)); err != nil {
+		return mapWriteError(entity, err)
+	}
+	after, err := readRecord(ctx, tx, c.entity, id, true)
+	if err != nil {
+		return err
+	}
+	if err := recordChange(ctx, tx, actor, c.entity, id, op, before, after); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// GetOptions shape a single-record read.
+type GetOptions struct {
+	Fields      []string
+	Expand      []string
+	WithDeleted bool
+}
+
+// Get reads one record.
+func (e *Engine) Get(ctx context.Context, actor Actor, entity string, id uuid.UUID, opts GetOptions) (json.RawMessage, error) {
+	c, err := e.entity(ctx, entity)
+	if err != nil {
+		return nil, err
+	}
+	sel, err := e.recordSelect(ctx, c.entity, opts.Fields, opts.Expand)
+	if err != nil {
+		return nil, err
+	}
+	where := "t.id = $1 AND t.deleted_at IS NULL"
+	if opts.WithDeleted {
+		where = "t.id = $1"
+	}
+	var out json.RawMessage
+	err = e.pool.QueryRow(ctx, fmt.Sprintf("SELECT %s FROM %s t WHERE %s", sel.RecordJSON(), store.Table(entity), where), id).Scan(&out)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("%s %s: %w", entity, id, ErrNotFound)
+	}
+	return out, err
+}
+
+// recordSelect checks fields and expand against the entity and resolves related entities.
+func (e *Engine) recordSelect(ctx context.Context, ent *schema.Entity, fields, expand []string) (store.RecordSelect, error) {
+	sel := store.RecordSelect{Entity: ent, Fields: fields}
+	for _, name := range fields {
+		if ent.Field(name) == nil {
+			return sel, badQuery("/fields", fmt.Sprintf("%s has no field %q", ent.Name, name))
+		}
+	}
+	related := map[string]*schema.Entity{}
+	for _, name := range expand {
+		f := ent.Field(name)
+		if f == nil || f.Relation == nil {
+			return sel, badQuery("/expand", fmt.Sprintf("%q is not a relation of %s", name, ent.Name))
+		}
+		target, err := e.entity(ctx, f.Relation.Entity)
+		if err != nil {
+			return sel, err
+		}
+		related[f.Relation.Entity] = target.entity
+		sel.Expand = append(sel.Expand, name)
+	}
+	sel.Related = func(name string) *schema.Entity { return related[name] }
+	return sel, nil
+}
+
+// decodeInput decodes a submitted record and rejects what a client may not write:
+// unknown fields, system columns and read-only fields.
+func decodeInput(ent *schema.Entity, body []byte) (map[string]any, error) {
+	rec, err := schema.DecodeRecord(body)
+	if err != nil {
+		return nil, invalid("", "json", "the body must be one JSON object: "+err.Error())
+	}
+	var problems []schema.Problem
+	for key := range rec {
+		f := ent.Field(key)
+		switch {
+		case f == nil:
+			problems = append(problems, schema.Problem{Path: "/" + key, Code: "unknown_field", Message: fmt.Sprintf("%s has no field %q", ent.Name, key)})
+		case f.ReadOnly:
+			problems = append(problems, schema.Problem{Path: "/" + key, Code: "read_only", Message: "this field is set by the system"})
+		}
+	}
+	if len(problems) > 0 {
+		return nil, &ValidationError{Problems: problems}
+	}
+	return rec, nil
+}
+
+// mergePatch applies an RFC 7386 merge patch in place: null removes, objects merge,
+// everything else (lines included) replaces.
+func mergePatch(target, patch map[string]any) {
+	for k, v := range patch {
+		switch pv := v.(type) {
+		case nil:
+			delete(target, k)
+		case map[string]any:
+			tv, ok := target[k].(map[string]any)
+			if !ok {
+				tv = map[string]any{}
+			}
+			mergePatch(tv, pv)
+			target[k] = tv
+		default:
+			target[k] = v
+		}
+	}
+}
+
+// lockRecord reads the record FOR UPDATE and checks it may be changed.
+func lockRecord(ctx context.Context, tx pgx.Tx, ent *schema.Entity, id uuid.UUID, ifMatch *int, wantDeleted bool) (json.RawMessage, error) {
+	var (
+		rec       json.RawMessage
+		version   int
+		isDeleted bool
+	)
+	sel := store.RecordSelect{Entity: ent}
+	err := tx.QueryRow(ctx, fmt.Sprintf("SELECT %s, t.version, t.deleted_at IS NOT NULL FROM %s t WHERE t.id = $1 FOR UPDATE OF t",
+		sel.RecordJSON(), store.Table(ent.Name)), id).Scan(&rec, &version, &isDeleted)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("%s %s: %w", ent.Name, id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case isDeleted && !wantDeleted:
+		return nil, ErrDeleted
+	case !isDeleted && wantDeleted:
+		return nil, invalid("", "not_deleted", "the record is not deleted")
+	case ifMatch != nil && *ifMatch != version:
+		return nil, ErrVersionMismatch
+	}
+	return rec, nil
+}
+
+func readRecord(ctx context.Context, tx pgx.Tx, ent *schema.Entity, id uuid.UUID, withDeleted bool) (json.RawMessage, error) {
+	sel := store.RecordSelect{Entity: ent}
+	var out json.RawMessage
+	err := tx.QueryRow(ctx, fmt.Sprintf("SELECT %s FROM %s t WHERE t.id = $1", sel.RecordJSON(), store.Table(ent.Name)), id).Scan(&out)
+	return out, err
+}
+
+// writeLines stores the lines of every child field present in rec; on update the
+// submitted list replaces the stored one, keeping the ids of lines that carry theirs.
+func writeLines(ctx context.Context, tx pgx.Tx, ent *schema.Entity, parent uuid.UUID, rec map[string]any, replace bool) error {
+	for _, f := range ent.LiveFields() {
+		v, present := rec[f.Name]
+		if f.Type != schema.TypeChild || !present {
+			continue
+		}
+		lines, _ := v.([]any)
+		table := store.Table(f.Child.Table)
+		if replace {
+			if _, err := tx.Exec(ctx, "DELETE FROM "+table+" WHERE parent_id = $1", parent); err != nil {
+				return err
+			}
+		}
+		batch := &pgx.Batch{}
+		for pos, item := range lines {
+			line, _ := item.(map[string]any)
+			lineID, err := uuid.NewV7()
+			if err != nil {
+				return err
+			}
+			if s, ok := line["id"].(string); ok {
+				if parsed, err := uuid.Parse(s); err == nil {
+					lineID = parsed
+				}
+			}
+			cols := []string{"id", "parent_id", "position"}
+			vals := []string{"$1", "$2", "$3"}
+			args := []any{lineID, parent, pos}
+			for _, cf := range f.Child.Fields {
+				v, ok := line[cf.Name]
+				if !ok || cf.Removed {
+					continue
+				}
+				arg, ph, err := store.Param(cf, v, "$"+strconv.Itoa(len(args)+1))
+				if err != nil {
+					return invalid(fmt.Sprintf("/%s/%d/%s", f.Name, pos, cf.Name), "type", err.Error())
+				}
+				cols = append(cols, store.Ident(cf.Name))
+				vals = append(vals, ph)
+				args = append(args, arg)
+			}
+			batch.Queue(fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", table, strings.Join(cols, ", "), strings.Join(vals, ", ")), args...)
+		}
+		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+			return mapWriteError(f.Child.Table, err)
+		}
+	}
+	return nil
+}
+
+// checkRelations verifies that every referenced record exists and is not deleted; the
+// foreign key alone would accept a soft-deleted target.
+func (e *Engine) checkRelations(ctx context.Context, tx pgx.Tx, ent *schema.Entity, rec map[string]any) error {
+	var problems []schema.Problem
+	check := func(f *schema.Field, v any, path string) error {
+		s, ok := v.(string)
+		if !ok || f.Relation == nil {
+			return nil
+		}
+		var exists bool
+		err := tx.QueryRow(ctx, fmt.Sprintf("SELECT EXISTS (SELECT 1 FROM %s WHERE id = $1::text::uuid AND deleted_at IS NULL)", store.Table(f.Relation.Entity)), s).Scan(&exists)
+		if err != nil {
+			return err
+		}
+		if !exists {
+			problems = append(problems, schema.Problem{Path: path, Code: "relation", Message: fmt.Sprintf("no %s with id %s", f.Relation.Entity, s)})
+		}
+		return nil
+	}
+	for _, f := range ent.LiveFields() {
+		v, ok := rec[f.Name]
+		if !ok {
+			continue
+		}
+		if err := check(f, v, "/"+f.Name); err != nil {
+			return err
+		}
+		if f.Child == nil {
+			continue
+		}
+		lines, _ := v.([]any)
+		for i, item := range lines {
+			line, _ := item.(map[string]any)
+			for _, cf := range f.Child.Fields {
+				if err := check(cf, line[cf.Name], fmt.Sprintf("/%s/%d/%s", f.Name, i, cf.Name)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return &ValidationError{Problems: problems}
+	}
+	return nil
+}
+
+// recordChange writes the history row (field-level diff) and the outbox row of a
+// change, in the change's own transaction.
+func recordChange(ctx context.Context, tx pgx.Tx, actor Actor, ent *schema.Entity, id uuid.UUID, op string, before, after json.RawMessage) error {
+	diff, err := fieldDiff(ent, before, after)
+	if err != nil {
+		return err
+	}
+	var version int
+	if err := tx.QueryRow(ctx, `INSERT INTO tessera.record_history (entity, record_id, version, op, changed_by, diff)
+		VALUES ($1, $2, ($3::jsonb ->> 'version')::int, $4, $5, $6) RETURNING version`,
+		ent.Name, id, []byte(after), op, nullUUID(actor.UserID), diff).Scan(&version); err != nil {
+		return fmt.Errorf("write history: %w", err)
+	}
+	payload, err := json.Marshal(map[string]any{"entity": ent.Name, "id": id, "version": version, "event": op,
+		"record": after, "old": before, "actor": nullUUID(actor.UserID)})
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO tessera.outbox (entity, record_id, event, payload) VALUES ($1, $2, $3, $4)`,
+		ent.Name, id, op, payload); err != nil {
+		return fmt.Errorf("write outbox: %w", err)
+	}
+	return nil
+}
+
+// fieldDiff lists {field: {old, new}} for every live field whose value changed.
+func fieldDiff(ent *schema.Entity, before, after json.RawMessage) ([]byte, error) {
+	var oldRec, newRec map[string]json.RawMessage
+	if before != nil {
+		if err := json.Unmarshal(before, &oldRec); err != nil {
+			return nil, err
+		}
+	}
+	if err := json.Unmarshal(after, &newRec); err != nil {
+		return nil, err
+	}
+	diff := map[string]map[string]json.RawMessage{}
+	for _, f := range ent.LiveFields() {
+		o, n := oldRec[f.Name], newRec[f.Name]
+		if bytes.Equal(o, n) {
+			continue
+		}
+		change := map[string]json.RawMessage{"new": n}
+		if o != nil {
+			change["old"] = o
+		}
+		diff[f.Name] = change
+	}
+	return json.Marshal(diff)
+}
+
+func nullUUID(id uuid.UUID) any {
+	if id == uuid.Nil {
+		return nil
+	}
+	return id
+}
+
+// HistoryEntry is one change of a record.
+type HistoryEntry struct {
+	Version   int             `json:"version"`
+	Op        string          `json:"op"`
+	ChangedBy *uuid.UUID      `json:"changed_by"`
+	ChangedAt time.Time       `json:"changed_at"`
+	Diff      json.RawMessage `json:"diff"`
+}
+
+// History lists every change of a record, oldest first.
+func (e *Engine) History(ctx context.Context, actor Actor, entity string, id uuid.UUID) ([]HistoryEntry, error) {
+	if _, err := e.entity(ctx, entity); err != nil {
+		return nil, err
+	}
+	rows, err := e.pool.Query(ctx, `SELECT version, op, changed_by, changed_at, diff FROM tessera.record_history
+		WHERE entity = $1 AND record_id = $2 ORDER BY id`, entity, id)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (HistoryEntry, error) {
+		var h HistoryEntry
+		err := row.Scan(&h.Version, &h.Op, &h.ChangedBy, &h.ChangedAt, &h.Diff)
+		return h, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(entries) == 0 {
+		return nil, fmt.Errorf("%s %s: %w", entity, id, ErrNotFound)
+	}
+	return entries, nil
+}
