@@ -218,7 +218,9 @@ func (s *stagingSource) stageValues(rec map[string]any) ([]any, []schema.Problem
 	if _, ok := rec[s.key]; !ok {
 		return nil, []schema.Problem{{Path: "/" + s.key, Code: "required", Message: fmt.Sprintf("the import key %q is required on every row", s.key)}}
 	}
-	if raw, ok := rec["id"]; ok && s.key == "id" {
+	// A file's ids (an export from another instance, say) are kept for new records;
+	// an existing record matched by another key keeps its own.
+	if raw, ok := rec["id"]; ok {
 		str, _ := raw.(string)
 		parsed, err := uuid.Parse(str)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/url"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -135,3 +136,5 @@ func (e apiError) hasPath(path string) bool {
 	}
 	return false
 }
+
+func urlQuery(s string) string { return url.QueryEscape(s) }

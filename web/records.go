@@ -86,7 +86,7 @@ func (h *recordHandlers) get(c *fiber.Ctx) error {
 		return err
 	}
 	rec, err := h.engine.Get(c.UserContext(), actor(c), c.Params("entity"), id, engine.GetOptions{
-		Fields: csv(c.Query("fields")), Expand: csv(c.Query("expand")), WithDeleted: c.QueryBool("deleted"),
+		Fields: splitList(c.Query("fields")), Expand: splitList(c.Query("expand")), WithDeleted: c.QueryBool("deleted"),
 	})
 	if err != nil {
 		return err
@@ -164,7 +164,7 @@ func (h *recordHandlers) list(c *fiber.Ctx) error {
 	}
 	res, err := h.engine.List(c.UserContext(), actor(c), c.Params("entity"), engine.ListOptions{
 		Filter: c.Query("filter"), Sort: c.Query("sort"), Limit: limit, Cursor: c.Query("cursor"),
-		Q: c.Query("q"), Fields: csv(c.Query("fields")), Expand: csv(c.Query("expand")), Deleted: c.QueryBool("deleted"),
+		Q: c.Query("q"), Fields: splitList(c.Query("fields")), Expand: splitList(c.Query("expand")), Deleted: c.QueryBool("deleted"),
 	})
 	if err != nil {
 		return err
@@ -172,7 +172,7 @@ func (h *recordHandlers) list(c *fiber.Ctx) error {
 	return c.JSON(res)
 }
 
-func csv(s string) []string {
+func splitList(s string) []string {
 	if strings.TrimSpace(s) == "" {
 		return nil
 	}

@@ -88,7 +88,7 @@ func (h *recordHandlers) exportRecords(c *fiber.Ctx) error {
 	format := c.Query("format", engine.FormatCSV)
 	entity := c.Params("entity")
 	exp, err := h.engine.PrepareExport(c.UserContext(), actor(c), entity, format, engine.ListOptions{
-		Filter: c.Query("filter"), Sort: c.Query("sort"), Q: c.Query("q"), Fields: csv(c.Query("fields")),
+		Filter: c.Query("filter"), Sort: c.Query("sort"), Q: c.Query("q"), Fields: splitList(c.Query("fields")),
 	})
 	if err != nil {
 		return err

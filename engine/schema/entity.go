@@ -123,12 +123,12 @@ type rawEntity struct {
 // rules, and returns the field model. Every problem found is reported, each with a JSON
 // pointer into the definition.
 func Parse(definition []byte) (*Entity, error) {
-	if problems := validateDefinition(definition); len(problems) > 0 {
-		return nil, &DefinitionError{Problems: problems}
-	}
+	// The meta-schema's problems and the engine's own are reported together, so an
+	// author fixes a definition in one round.
+	problems := validateDefinition(definition)
 	var raw rawEntity
 	if err := json.Unmarshal(definition, &raw); err != nil {
-		return nil, &DefinitionError{Problems: []Problem{{Path: "", Message: err.Error()}}}
+		return nil, &DefinitionError{Problems: append(problems, Problem{Path: "", Message: err.Error()})}
 	}
 	e := &Entity{
 		Name: raw.XEntity.Name, Module: raw.XEntity.Module, Label: raw.XEntity.Label,
@@ -136,7 +136,6 @@ func Parse(definition []byte) (*Entity, error) {
 		Indexes: raw.XEntity.Indexes, Hooks: raw.XEntity.Hooks,
 		Definition: json.RawMessage(definition),
 	}
-	var problems []Problem
 	fields, probs := parseProperties(raw.Properties, raw.Required, "/properties", e.Name, true)
 	e.Fields = fields
 	problems = append(problems, probs...)

@@ -138,10 +138,11 @@ func fieldCheck(f *schema.Field) string {
 	return checkExpr(f)
 }
 
-// fieldFK is the foreign key a field's column carries, or "". Removed relations keep
-// theirs: the hidden values stay consistent, so restoring the field needs no check.
+// fieldFK is the foreign key a field's column carries, or "". Removed relations lose
+// theirs: a hidden field must not block deletes of the records it points to (restrict)
+// nor delete rows when they go (cascade). Restoring checks the values again.
 func fieldFK(f *schema.Field) string {
-	if f.Relation == nil {
+	if f.Relation == nil || f.Removed {
 		return ""
 	}
 	return fkExpr(f)
@@ -240,6 +241,7 @@ func (p *planner) table(o, n tableSide, search bool) {
 		values[c] = Ident(c)
 	}
 	handledIndexes := map[string]bool{}
+	retyped := map[string]bool{}
 	for _, pr := range pairs {
 		if refused[pr.next] {
 			continue
@@ -249,6 +251,7 @@ func (p *planner) table(o, n tableSide, search bool) {
 			continue
 		}
 		values[pr.next.Name] = p.column(o, n, pr.old, pr.next, search, handledIndexes)
+		retyped[pr.next.Name] = pr.old.Column() != pr.next.Column()
 	}
 	for _, f := range added {
 		if refused[f] {
@@ -257,9 +260,19 @@ func (p *planner) table(o, n tableSide, search bool) {
 		values[f.Name] = p.addField(n, f)
 	}
 
-	// Indexes are compared by name: the name encodes table, columns and uniqueness.
+	// Indexes are compared by name: the name encodes table, columns and uniqueness. A
+	// unique index over a column whose type changes is rebuilt instead of converted in
+	// place, so its duplicates check sees the converted values ("1.50" and "1.5" are one
+	// decimal).
+	rebuilt := func(name string) bool {
+		fields, unique := indexFields(n.entity, name)
+		if !unique {
+			return false
+		}
+		return slices.ContainsFunc(fields, func(f string) bool { return retyped[strings.TrimPrefix(f, "-")] })
+	}
 	for _, name := range sortedKeys(o.indexes) {
-		if _, keep := n.indexes[name]; keep || handledIndexes[name] {
+		if _, keep := n.indexes[name]; (keep && !rebuilt(name)) || handledIndexes[name] {
 			continue
 		}
 		p.add(phaseDrop, Step{
@@ -269,7 +282,7 @@ func (p *planner) table(o, n tableSide, search bool) {
 		})
 	}
 	for _, name := range sortedKeys(n.indexes) {
-		if _, exists := o.indexes[name]; exists {
+		if _, exists := o.indexes[name]; exists && !rebuilt(name) {
 			continue
 		}
 		fields, unique := indexFields(n.entity, name)
@@ -311,17 +324,17 @@ func indexFields(e *schema.Entity, name string) ([]string, bool) {
 // computed from the rows as they are now (values gives each column's future value).
 // Rows with a NULL in any column never conflict.
 func duplicatesCheck(table string, fields []string, values map[string]string) string {
-	var exprs, notNull []string
+	var exprs, present []string
 	for _, f := range fields {
 		v, ok := values[strings.TrimPrefix(f, "-")]
 		if !ok {
 			return ""
 		}
 		exprs = append(exprs, v)
-		notNull = append(notNull, "("+v+") IS NOT NULL")
+		present = append(present, "("+v+") IS NOT NULL")
 	}
 	return fmt.Sprintf("SELECT count(*) FROM (SELECT 1 FROM %s WHERE %s GROUP BY %s HAVING count(*) > 1) d",
-		Table(table), strings.Join(notNull, " AND "), strings.Join(exprs, ", "))
+		Table(table), strings.Join(present, " AND "), strings.Join(exprs, ", "))
 }
 
 type columnRename struct{ id, orig, from, to string }
@@ -350,6 +363,11 @@ func (p *planner) renames(table string, columns map[string]bool, pending []colum
 		pending = rest
 		if !progressed && len(pending) > 0 {
 			r := &pending[0]
+			if r.from != r.orig {
+				// Still stuck after a temporary rename: the target is held by a column
+				// that keeps its name, which table() reports as a refused step.
+				return
+			}
 			tmp := "_renaming_" + r.id
 			p.add(phaseRename, Step{
 				Op: OpRenameColumn, Target: table + "." + r.from,
@@ -449,11 +467,20 @@ func (p *planner) column(o, n tableSide, of, nf *schema.Field, search bool, hand
 			SQL:         []string{fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL", Table(t), col)},
 		})
 	}
+	// A table created from a definition that already had the field removed got its
+	// constraints anyway (createTable does not skip removed fields): restoring replaces them.
+	replace := func(name string) []string {
+		if !restore {
+			return nil
+		}
+		return []string{fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", Table(t), Ident(name))}
+	}
 	if newCheck != "" && checkChanged {
 		s := Step{
 			Op: OpAddConstraint, Target: target,
 			Description: fmt.Sprintf("allowed values of %s: %s", target, strings.Join(nf.Enum, ", ")),
-			SQL:         []string{fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s)", Table(t), Ident(checkName(t, nf)), newCheck)},
+			SQL: append(replace(checkName(t, nf)),
+				fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s)", Table(t), Ident(checkName(t, nf)), newCheck)),
 		}
 		// Rows holding a value outside the new list: refused, never rewritten.
 		s.Check = fmt.Sprintf("SELECT count(*) FROM %s WHERE NOT (%s)", Table(o.name), enumAllows(nf, value))
@@ -463,11 +490,12 @@ func (p *planner) column(o, n tableSide, of, nf *schema.Field, search bool, hand
 		s := Step{
 			Op: OpAddConstraint, Target: target,
 			Description: fmt.Sprintf("%s references %s (on delete %s)", target, nf.Relation.Entity, nf.Relation.OnDelete),
-			SQL:         []string{fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", Table(t), Ident(fkName(t, nf)), newFK)},
+			SQL: append(replace(fkName(t, nf)),
+				fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", Table(t), Ident(fkName(t, nf)), newFK)),
 		}
-		// Only a new target (or new values) can leave references dangling; a changed
-		// ON DELETE or name keeps the values the old key already guaranteed.
-		if of.Relation == nil || of.Relation.Entity != nf.Relation.Entity || from != to {
+		// Only a new key, a new target or new values can leave references dangling; a
+		// changed ON DELETE or name keeps what the old key already guaranteed.
+		if oldFK == "" || of.Relation.Entity != nf.Relation.Entity || from != to {
 			qualified := planCast(from, to).value("x." + oldCol)
 			s.Check = fmt.Sprintf("SELECT count(*) FROM %s AS x WHERE (%s) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %s AS r WHERE r.id = %s)",
 				Table(o.name), qualified, Table(nf.Relation.Entity), qualified)
@@ -799,11 +827,12 @@ func MergeRemoved(old *schema.Entity, nextDefinition []byte) ([]byte, error) {
 		return nextDefinition, nil
 	}
 	start, end, ok, err := memberSpan(nextDefinition, "properties")
-	if err != nil {
-		return nil, fmt.Errorf("definition: %w", err)
+	if err != nil || !ok {
+		// Not JSON, or no properties: schema.Parse reports it with a location.
+		return nextDefinition, nil
 	}
-	if !ok {
-		return nextDefinition, nil // schema.Parse reports the missing properties
+	if _, err := objectMembers(nextDefinition[start:end]); err != nil {
+		return nextDefinition, nil
 	}
 	oldStart, oldEnd, ok, err := memberSpan(old.Definition, "properties")
 	if err != nil || !ok {
@@ -882,12 +911,11 @@ func mergeProperties(next, old []byte, oldFields []*schema.Field, ids map[string
 	}
 	if len(appended) > 0 {
 		text := strings.Join(appended, ", ")
-		at := 1 // just after "{"
+		// After the last member, or just inside "{" when there is none.
+		at := bytes.IndexByte(next, '{') + 1
 		if len(members) > 0 {
 			at = members[len(members)-1].end
 			text = ", " + text
-		} else {
-			at = bytes.IndexByte(next, '{') + 1
 		}
 		edits = append(edits, edit{at, at, []byte(text)})
 	}

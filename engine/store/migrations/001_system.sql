@@ -36,7 +36,8 @@ CREATE TABLE tessera.entities (
 CREATE TABLE tessera.entity_versions (
     entity     text NOT NULL REFERENCES tessera.entities (name) ON DELETE CASCADE,
     version    integer NOT NULL,
-    definition jsonb NOT NULL,
+    -- json, not jsonb: the author's property order is the column and form order.
+    definition json NOT NULL,
     plan       jsonb NOT NULL DEFAULT '[]',
     created_at timestamptz NOT NULL DEFAULT now(),
     created_by uuid,
