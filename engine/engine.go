@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tessera/tessera/engine/schema"
+	"github.com/tessera/tessera/engine/script"
 )
 
 // Actor is who performs an operation; recorded in created_by/updated_by and history.
@@ -27,8 +30,16 @@ type Engine struct {
 	pool *pgxpool.Pool
 	log  *slog.Logger
 
-	mu       sync.RWMutex
-	entities map[string]*compiled
+	scripts *script.Runner
+	// goHooks are hooks registered in Go by an embedding program, run before scripts.
+	goHooks map[string][]GoHook
+
+	scriptLogs chan scriptLog
+	logOnce    sync.Once
+
+	mu          sync.RWMutex
+	entities    map[string]*compiled
+	scriptCache map[string]*StoredScript
 }
 
 // compiled is one entity version ready for use: parsed and with its validator built,
@@ -45,7 +56,8 @@ const entityChannel = "tessera_entities"
 // New returns an engine over the pool. Call Listen to keep its cache coherent with
 // other nodes.
 func New(pool *pgxpool.Pool, log *slog.Logger) *Engine {
-	return &Engine{pool: pool, log: log, entities: map[string]*compiled{}}
+	return &Engine{pool: pool, log: log, scripts: script.NewRunner(scriptPoolSize),
+		goHooks: map[string][]GoHook{}, scriptLogs: make(chan scriptLog, 1000), entities: map[string]*compiled{}, scriptCache: map[string]*StoredScript{}}
 }
 
 // Pool exposes the database for read-only helpers of other layers (health checks).
@@ -89,17 +101,30 @@ func (e *Engine) listenOnce(ctx context.Context) error {
 	}
 }
 
+// forget drops one cached definition: an entity name, or "script:<name>".
 func (e *Engine) forget(name string) {
 	e.mu.Lock()
-	delete(e.entities, name)
+	if s, ok := strings.CutPrefix(name, scriptPrefix); ok {
+		delete(e.scriptCache, s)
+	} else {
+		delete(e.entities, name)
+	}
 	e.mu.Unlock()
 }
 
 func (e *Engine) forgetAll() {
 	e.mu.Lock()
 	e.entities = map[string]*compiled{}
+	e.scriptCache = map[string]*StoredScript{}
 	e.mu.Unlock()
 }
+
+// scriptPoolSize is the number of pre-warmed script runtimes; a call that finds them
+// all busy gets a one-off runtime instead of waiting.
+var scriptPoolSize = 4 * runtime.GOMAXPROCS(0)
+
+// Scripts exposes the script runner (for the CLI's script test and benchmarks).
+func (e *Engine) Scripts() *script.Runner { return e.scripts }
 
 // ErrNotFound is returned for an unknown entity or record.
 var ErrNotFound = errors.New("not found")

@@ -158,14 +158,17 @@ func (e *Engine) checkReferences(ctx context.Context, tx pgx.Tx, ent *schema.Ent
 
 // entity returns the current version of an entity, compiled; cached until any node
 // changes the definition.
-func (e *Engine) entity(ctx context.Context, name string) (*compiled, error) {
+//
+// db is the pool, or the transaction of the caller: a write that holds a connection
+// must not wait for a second one, or concurrent writes deadlock on the pool.
+func (e *Engine) entity(ctx context.Context, db querier, name string) (*compiled, error) {
 	e.mu.RLock()
 	c := e.entities[name]
 	e.mu.RUnlock()
 	if c != nil {
 		return c, nil
 	}
-	c, err := loadEntity(ctx, e.pool, name)
+	c, err := loadEntity(ctx, db, name)
 	if err != nil {
 		return nil, err
 	}
@@ -173,10 +176,6 @@ func (e *Engine) entity(ctx context.Context, name string) (*compiled, error) {
 	e.entities[name] = c
 	e.mu.Unlock()
 	return c, nil
-}
-
-type querier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
 func loadEntity(ctx context.Context, db querier, name string) (*compiled, error) {
@@ -207,7 +206,7 @@ func loadEntity(ctx context.Context, db querier, name string) (*compiled, error)
 
 // GetEntity returns an entity's current definition.
 func (e *Engine) GetEntity(ctx context.Context, name string) (*EntityInfo, error) {
-	c, err := e.entity(ctx, name)
+	c, err := e.entity(ctx, e.pool, name)
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +230,7 @@ func (e *Engine) ListEntities(ctx context.Context) ([]*EntityInfo, error) {
 	}
 	out := make([]*EntityInfo, 0, len(names))
 	for _, n := range names {
-		c, err := e.entity(ctx, n)
+		c, err := e.entity(ctx, e.pool, n)
 		if err != nil {
 			return nil, err
 		}

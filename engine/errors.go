@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tessera/tessera/engine/schema"
@@ -86,3 +87,5 @@ type QueryError struct {
 func (e *QueryError) Error() string { return e.Param + ": " + e.Message }
 
 func badQuery(param, message string) *QueryError { return &QueryError{Param: param, Message: message} }
+
+func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }

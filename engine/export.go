@@ -32,7 +32,7 @@ func (e *Engine) PrepareExport(ctx context.Context, actor Actor, entity, format 
 	if format != FormatCSV && format != FormatXLSX {
 		return nil, badQuery("/format", "format must be csv or xlsx")
 	}
-	c, err := e.entity(ctx, entity)
+	c, err := e.entity(ctx, e.pool, entity)
 	if err != nil {
 		return nil, err
 	}
@@ -43,7 +43,7 @@ func (e *Engine) PrepareExport(ctx context.Context, actor Actor, entity, format 
 	}
 	fields := exportFields(c.entity, opts.Fields)
 	opts.Fields, opts.Expand = nil, nil
-	q, err := e.compileList(ctx, c.entity, opts)
+	q, err := e.compileList(ctx, e.pool, c.entity, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -65,7 +65,7 @@ type rowReader interface {
 // (set-based, with their history and outbox rows), bad rows are reported by line.
 // Empty cells never erase stored values.
 func (e *Engine) Import(ctx context.Context, actor Actor, entity string, r io.Reader, opts ImportOptions) (*ImportReport, error) {
-	c, err := e.entity(ctx, entity)
+	c, err := e.entity(ctx, e.pool, entity)
 	if err != nil {
 		return nil, err
 	}

@@ -71,8 +71,8 @@ type listQuery struct {
 
 // compileList checks and compiles the filter, search, sort and projection of a list;
 // every value becomes a bind parameter.
-func (e *Engine) compileList(ctx context.Context, ent *schema.Entity, opts ListOptions) (*listQuery, error) {
-	sel, err := e.recordSelect(ctx, ent, opts.Fields, opts.Expand)
+func (e *Engine) compileList(ctx context.Context, db querier, ent *schema.Entity, opts ListOptions) (*listQuery, error) {
+	sel, err := e.recordSelect(ctx, db, ent, opts.Fields, opts.Expand)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +126,17 @@ func (q *listQuery) sql(limit int) string {
 
 // List returns a page of records: filtered, searched, sorted and paginated by keyset.
 func (e *Engine) List(ctx context.Context, actor Actor, entity string, opts ListOptions) (*ListResult, error) {
-	c, err := e.entity(ctx, entity)
+	return e.list(ctx, e.pool, entity, opts, true)
+}
+
+// querier is a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func (e *Engine) list(ctx context.Context, db querier, entity string, opts ListOptions, withTotal bool) (*ListResult, error) {
+	c, err := e.entity(ctx, db, entity)
 	if err != nil {
 		return nil, err
 	}
@@ -137,14 +147,16 @@ func (e *Engine) List(ctx context.Context, actor Actor, entity string, opts List
 	case limit < 0 || limit > MaxLimit:
 		return nil, badQuery("/limit", fmt.Sprintf("limit must be between 1 and %d", MaxLimit))
 	}
-	q, err := e.compileList(ctx, c.entity, opts)
+	q, err := e.compileList(ctx, db, c.entity, opts)
 	if err != nil {
 		return nil, err
 	}
-	// The total ignores the cursor: it counts the whole result, not what is left.
-	total, estimate, err := e.total(ctx, c.entity.Name, strings.Join(q.where, " AND "), q.args.Values)
-	if err != nil {
-		return nil, err
+	res := &ListResult{Items: []json.RawMessage{}}
+	if withTotal {
+		// The total ignores the cursor: it counts the whole result, not what is left.
+		if res.Total, res.TotalIsEstimate, err = total(ctx, db, c.entity.Name, strings.Join(q.where, " AND "), q.args.Values); err != nil {
+			return nil, err
+		}
 	}
 	if opts.Cursor != "" {
 		cond, err := keysetCondition(q.keys, opts.Sort, opts.Cursor, q.args)
@@ -153,12 +165,11 @@ func (e *Engine) List(ctx context.Context, actor Actor, entity string, opts List
 		}
 		q.where = append(q.where, cond)
 	}
-	rows, err := e.pool.Query(ctx, q.sql(limit+1), q.args.Values...)
+	rows, err := db.Query(ctx, q.sql(limit+1), q.args.Values...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	res := &ListResult{Items: []json.RawMessage{}, Total: total, TotalIsEstimate: estimate}
 	var last []*string
 	for rows.Next() {
 		var (
@@ -338,7 +349,7 @@ func searchQuery(q string) string {
 
 // total counts matching rows exactly when the planner expects few, and otherwise
 // returns its estimate.
-func (e *Engine) total(ctx context.Context, entity, where string, args []any) (int64, bool, error) {
+func total(ctx context.Context, db querier, entity, where string, args []any) (int64, bool, error) {
 	from := fmt.Sprintf("FROM %s t WHERE %s", store.Table(entity), where)
 	var plan []struct {
 		Plan struct {
@@ -346,7 +357,7 @@ func (e *Engine) total(ctx context.Context, entity, where string, args []any) (i
 		} `json:"Plan"`
 	}
 	var raw []byte
-	if err := e.pool.QueryRow(ctx, "EXPLAIN (FORMAT JSON) SELECT 1 "+from, args...).Scan(&raw); err != nil {
+	if err := db.QueryRow(ctx, "EXPLAIN (FORMAT JSON) SELECT 1 "+from, args...).Scan(&raw); err != nil {
 		return 0, false, err
 	}
 	if err := json.Unmarshal(raw, &plan); err != nil || len(plan) == 0 {
@@ -356,7 +367,7 @@ func (e *Engine) total(ctx context.Context, entity, where string, args []any) (i
 		return est, true, nil
 	}
 	var n int64
-	err := e.pool.QueryRow(ctx, "SELECT count(*) "+from, args...).Scan(&n)
+	err := db.QueryRow(ctx, "SELECT count(*) "+from, args...).Scan(&n)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, false, nil
 	}

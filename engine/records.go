@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -17,15 +19,66 @@ import (
 	"github.com/tessera/tessera/engine/store"
 )
 
-// Create validates a new record and writes it, its lines, its history row and its
-// outbox row in one transaction. It returns the stored record.
-func (e *Engine) Create(ctx context.Context, actor Actor, entity string, body []byte) (json.RawMessage, error) {
-	c, err := e.entity(ctx, entity)
+// txn is one write transaction of the engine: who writes, how deeply hooks have
+// nested writes inside it, and the afterSave work to run once it has committed.
+type txn struct {
+	tx    pgx.Tx
+	actor Actor
+	// chain lists the entities whose hooks led to this write, outermost first.
+	chain []string
+	after *[]func(context.Context)
+}
+
+// MaxHookDepth bounds how many writes hooks may nest (a hook creating a record whose
+// hook creates a record …), so hooks cannot loop through each other forever.
+const MaxHookDepth = 4
+
+// nested returns the transaction view for a write a hook makes on entity.
+func (t *txn) nested(entity string) (*txn, error) {
+	if len(t.chain) >= MaxHookDepth {
+		return nil, invalid("", "hook_depth", fmt.Sprintf("hooks nested writes deeper than %d: %s → %s",
+			MaxHookDepth, strings.Join(t.chain, " → "), entity))
+	}
+	return &txn{tx: t.tx, actor: t.actor, chain: append(slices.Clone(t.chain), entity), after: t.after}, nil
+}
+
+// write runs fn in a new transaction, commits, then runs the queued afterSave hooks.
+func (e *Engine) write(ctx context.Context, actor Actor, chain []string, fn func(t *txn) (json.RawMessage, error)) (json.RawMessage, error) {
+	tx, err := e.pool.Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rec, err := decodeInput(c.entity, body)
+	defer tx.Rollback(ctx)
+	t := &txn{tx: tx, actor: actor, chain: chain, after: &[]func(context.Context){}}
+	out, err := fn(t)
 	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, err
+	}
+	for _, f := range *t.after {
+		f(ctx)
+	}
+	return out, nil
+}
+
+// Create validates a new record, runs its hooks and writes it, its lines, its history
+// row and its outbox row in one transaction. It returns the stored record.
+func (e *Engine) Create(ctx context.Context, actor Actor, entity string, body []byte) (json.RawMessage, error) {
+	rec, err := decodeBody(body)
+	if err != nil {
+		return nil, err
+	}
+	return e.write(ctx, actor, nil, func(t *txn) (json.RawMessage, error) { return e.create(ctx, t, entity, rec) })
+}
+
+func (e *Engine) create(ctx context.Context, t *txn, entity string, rec map[string]any) (json.RawMessage, error) {
+	c, err := e.entity(ctx, t.tx, entity)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkInput(c.entity, rec); err != nil {
 		return nil, err
 	}
 	for _, f := range c.entity.LiveFields() {
@@ -35,14 +88,10 @@ func (e *Engine) Create(ctx context.Context, actor Actor, entity string, body []
 			}
 		}
 	}
-	if problems := c.validator.Validate(rec); len(problems) > 0 {
-		return nil, &ValidationError{Problems: problems}
-	}
-	tx, err := e.pool.Begin(ctx)
-	if err != nil {
+	if rec, err = e.prepare(ctx, t, c, rec, nil); err != nil {
 		return nil, err
 	}
-	defer tx.Rollback(ctx)
+	tx := t.tx
 	if err := e.checkRelations(ctx, tx, c.entity, rec); err != nil {
 		return nil, err
 	}
@@ -57,7 +106,7 @@ func (e *Engine) Create(ctx context.Context, actor Actor, entity string, body []
 	}
 	cols := []string{"id", "created_by", "updated_by"}
 	vals := []string{"$1", "$2", "$2"}
-	args := []any{id, nullUUID(actor.UserID)}
+	args := []any{id, nullUUID(t.actor.UserID)}
 	for _, f := range c.entity.LiveFields() {
 		v, ok := rec[f.Name]
 		if !ok || f.Type == schema.TypeChild {
@@ -82,28 +131,32 @@ func (e *Engine) Create(ctx context.Context, actor Actor, entity string, body []
 	if err != nil {
 		return nil, err
 	}
-	if err := recordChange(ctx, tx, actor, c.entity, id, "create", nil, after); err != nil {
+	if err := recordChange(ctx, tx, t.actor, c.entity, id, "create", nil, after); err != nil {
 		return nil, err
 	}
-	return after, tx.Commit(ctx)
+	e.queueAfterSave(t, c, after, nil)
+	return after, nil
 }
 
 // Update applies a JSON merge patch (RFC 7386) to a record. ifMatch, when not nil, is
 // the version the caller read; a different current version is ErrVersionMismatch.
 func (e *Engine) Update(ctx context.Context, actor Actor, entity string, id uuid.UUID, body []byte, ifMatch *int) (json.RawMessage, error) {
-	c, err := e.entity(ctx, entity)
+	patch, err := decodeBody(body)
 	if err != nil {
 		return nil, err
 	}
-	patch, err := decodeInput(c.entity, body)
+	return e.write(ctx, actor, nil, func(t *txn) (json.RawMessage, error) { return e.update(ctx, t, entity, id, patch, ifMatch) })
+}
+
+func (e *Engine) update(ctx context.Context, t *txn, entity string, id uuid.UUID, patch map[string]any, ifMatch *int) (json.RawMessage, error) {
+	c, err := e.entity(ctx, t.tx, entity)
 	if err != nil {
 		return nil, err
 	}
-	tx, err := e.pool.Begin(ctx)
-	if err != nil {
+	if err := checkInput(c.entity, patch); err != nil {
 		return nil, err
 	}
-	defer tx.Rollback(ctx)
+	tx := t.tx
 	before, err := lockRecord(ctx, tx, c.entity, id, ifMatch, false)
 	if err != nil {
 		return nil, err
@@ -114,21 +167,29 @@ func (e *Engine) Update(ctx context.Context, actor Actor, entity string, id uuid
 	}
 	merged := map[string]any{}
 	for _, f := range c.entity.LiveFields() {
-		if v, ok := current[f.Name]; ok && v != nil && !f.ReadOnly {
+		if v, ok := current[f.Name]; ok && v != nil {
 			merged[f.Name] = v
 		}
 	}
 	mergePatch(merged, patch)
-	if problems := c.validator.Validate(merged); len(problems) > 0 {
-		return nil, &ValidationError{Problems: problems}
+	if merged, err = e.prepare(ctx, t, c, merged, current); err != nil {
+		return nil, err
 	}
-	if err := e.checkRelations(ctx, tx, c.entity, patch); err != nil {
+	// Whatever differs from the stored record is written, whether the patch or a hook
+	// changed it; an update that changes nothing writes nothing.
+	changed := changedFields(c.entity, current, merged)
+	if len(changed) == 0 {
+		return before, nil
+	}
+	if err := e.checkRelations(ctx, tx, c.entity, merged); err != nil {
 		return nil, err
 	}
 	sets := []string{"version = version + 1", "updated_at = now()", "updated_by = $2"}
-	args := []any{id, nullUUID(actor.UserID)}
-	for _, f := range c.entity.LiveFields() {
-		if _, ok := patch[f.Name]; !ok || f.Type == schema.TypeChild {
+	args := []any{id, nullUUID(t.actor.UserID)}
+	lines := map[string]any{}
+	for _, f := range changed {
+		if f.Type == schema.TypeChild {
+			lines[f.Name] = merged[f.Name]
 			continue
 		}
 		arg, ph, err := store.Param(f, merged[f.Name], "$"+strconv.Itoa(len(args)+1))
@@ -142,62 +203,82 @@ func (e *Engine) Update(ctx context.Context, actor Actor, entity string, id uuid
 	if _, err := tx.Exec(ctx, sql, args...); err != nil {
 		return nil, mapWriteError(entity, err)
 	}
-	if err := writeLines(ctx, tx, c.entity, id, patch, true); err != nil {
+	if err := writeLines(ctx, tx, c.entity, id, lines, true); err != nil {
 		return nil, err
 	}
 	after, err := readRecord(ctx, tx, c.entity, id, false)
 	if err != nil {
 		return nil, err
 	}
-	if err := recordChange(ctx, tx, actor, c.entity, id, "update", before, after); err != nil {
+	if err := recordChange(ctx, tx, t.actor, c.entity, id, "update", before, after); err != nil {
 		return nil, err
 	}
-	return after, tx.Commit(ctx)
+	e.queueAfterSave(t, c, after, before)
+	return after, nil
+}
+
+// changedFields are the live fields whose value differs between two records.
+func changedFields(ent *schema.Entity, old, next map[string]any) []*schema.Field {
+	var out []*schema.Field
+	for _, f := range ent.LiveFields() {
+		a, _ := json.Marshal(old[f.Name])
+		b, _ := json.Marshal(next[f.Name])
+		if !bytes.Equal(a, b) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // Delete soft-deletes a record: it disappears from lists and reads but can be restored.
+// A beforeDelete hook may refuse.
 func (e *Engine) Delete(ctx context.Context, actor Actor, entity string, id uuid.UUID, ifMatch *int) error {
-	return e.setDeleted(ctx, actor, entity, id, ifMatch, true)
+	_, err := e.write(ctx, actor, nil, func(t *txn) (json.RawMessage, error) {
+		return nil, e.setDeleted(ctx, t, entity, id, ifMatch, true)
+	})
+	return err
 }
 
 // Restore brings back a soft-deleted record.
 func (e *Engine) Restore(ctx context.Context, actor Actor, entity string, id uuid.UUID) (json.RawMessage, error) {
-	if err := e.setDeleted(ctx, actor, entity, id, nil, false); err != nil {
+	if _, err := e.write(ctx, actor, nil, func(t *txn) (json.RawMessage, error) {
+		return nil, e.setDeleted(ctx, t, entity, id, nil, false)
+	}); err != nil {
 		return nil, err
 	}
 	return e.Get(ctx, actor, entity, id, GetOptions{})
 }
 
-func (e *Engine) setDeleted(ctx context.Context, actor Actor, entity string, id uuid.UUID, ifMatch *int, deleted bool) error {
-	c, err := e.entity(ctx, entity)
+func (e *Engine) setDeleted(ctx context.Context, t *txn, entity string, id uuid.UUID, ifMatch *int, deleted bool) error {
+	c, err := e.entity(ctx, t.tx, entity)
 	if err != nil {
 		return err
 	}
-	tx, err := e.pool.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback(ctx)
-	before, err := lockRecord(ctx, tx, c.entity, id, ifMatch, !deleted)
+	before, err := lockRecord(ctx, t.tx, c.entity, id, ifMatch, !deleted)
 	if err != nil {
 		return err
 	}
 	deletedAt, op := "now()", "delete"
 	if !deleted {
 		deletedAt, op = "NULL", "restore"
+	} else {
+		current, err := schema.DecodeRecord(before)
+		if err != nil {
+			return err
+		}
+		if _, err := e.hook(ctx, t, c, HookBeforeDelete, current, nil); err != nil {
+			return err
+		}
 	}
-	if _, err := tx.Exec(ctx, fmt.Sprintf("UPDATE %s SET deleted_at = %s, version = version + 1, updated_at = now(), updated_by = $2 WHERE id = $1",
-		store.Table(entity), deletedAt), id, nullUUID(actor.UserID)); err != nil {
+	if _, err := t.tx.Exec(ctx, fmt.Sprintf("UPDATE %s SET deleted_at = %s, version = version + 1, updated_at = now(), updated_by = $2 WHERE id = $1",
+		store.Table(entity), deletedAt), id, nullUUID(t.actor.UserID)); err != nil {
 		return mapWriteError(entity, err)
 	}
-	after, err := readRecord(ctx, tx, c.entity, id, true)
+	after, err := readRecord(ctx, t.tx, c.entity, id, true)
 	if err != nil {
 		return err
 	}
-	if err := recordChange(ctx, tx, actor, c.entity, id, op, before, after); err != nil {
-		return err
-	}
-	return tx.Commit(ctx)
+	return recordChange(ctx, t.tx, t.actor, c.entity, id, op, before, after)
 }
 
 // GetOptions shape a single-record read.
@@ -209,11 +290,11 @@ type GetOptions struct {
 
 // Get reads one record.
 func (e *Engine) Get(ctx context.Context, actor Actor, entity string, id uuid.UUID, opts GetOptions) (json.RawMessage, error) {
-	c, err := e.entity(ctx, entity)
+	c, err := e.entity(ctx, e.pool, entity)
 	if err != nil {
 		return nil, err
 	}
-	sel, err := e.recordSelect(ctx, c.entity, opts.Fields, opts.Expand)
+	sel, err := e.recordSelect(ctx, e.pool, c.entity, opts.Fields, opts.Expand)
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +311,7 @@ func (e *Engine) Get(ctx context.Context, actor Actor, entity string, id uuid.UU
 }
 
 // recordSelect checks fields and expand against the entity and resolves related entities.
-func (e *Engine) recordSelect(ctx context.Context, ent *schema.Entity, fields, expand []string) (store.RecordSelect, error) {
+func (e *Engine) recordSelect(ctx context.Context, db querier, ent *schema.Entity, fields, expand []string) (store.RecordSelect, error) {
 	sel := store.RecordSelect{Entity: ent, Fields: fields}
 	for _, name := range fields {
 		if ent.Field(name) == nil {
@@ -243,7 +324,7 @@ func (e *Engine) recordSelect(ctx context.Context, ent *schema.Entity, fields, e
 		if f == nil || f.Relation == nil {
 			return sel, badQuery("/expand", fmt.Sprintf("%q is not a relation of %s", name, ent.Name))
 		}
-		target, err := e.entity(ctx, f.Relation.Entity)
+		target, err := e.entity(ctx, db, f.Relation.Entity)
 		if err != nil {
 			return sel, err
 		}
@@ -254,13 +335,17 @@ func (e *Engine) recordSelect(ctx context.Context, ent *schema.Entity, fields, e
 	return sel, nil
 }
 
-// decodeInput decodes a submitted record and rejects what a client may not write:
-// unknown fields, system columns and read-only fields.
-func decodeInput(ent *schema.Entity, body []byte) (map[string]any, error) {
+func decodeBody(body []byte) (map[string]any, error) {
 	rec, err := schema.DecodeRecord(body)
 	if err != nil {
 		return nil, invalid("", "json", "the body must be one JSON object: "+err.Error())
 	}
+	return rec, nil
+}
+
+// checkInput rejects what a client (or a script) may not write: unknown fields,
+// system columns and read-only fields.
+func checkInput(ent *schema.Entity, rec map[string]any) error {
 	var problems []schema.Problem
 	for key := range rec {
 		f := ent.Field(key)
@@ -272,9 +357,10 @@ func decodeInput(ent *schema.Entity, body []byte) (map[string]any, error) {
 		}
 	}
 	if len(problems) > 0 {
-		return nil, &ValidationError{Problems: problems}
+		sort.Slice(problems, func(i, j int) bool { return problems[i].Path < problems[j].Path })
+		return &ValidationError{Problems: problems}
 	}
-	return rec, nil
+	return nil
 }
 
 // mergePatch applies an RFC 7386 merge patch in place: null removes, objects merge,
@@ -498,7 +584,7 @@ type HistoryEntry struct {
 
 // History lists every change of a record, oldest first.
 func (e *Engine) History(ctx context.Context, actor Actor, entity string, id uuid.UUID) ([]HistoryEntry, error) {
-	if _, err := e.entity(ctx, entity); err != nil {
+	if _, err := e.entity(ctx, e.pool, entity); err != nil {
 		return nil, err
 	}
 	rows, err := e.pool.Query(ctx, `SELECT version, op, changed_by, changed_at, diff FROM tessera.record_history

@@ -6,9 +6,9 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net/url"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -51,7 +51,7 @@ func setup(t *testing.T) *testBundle {
 	if _, _, err := users.Bootstrap(ctx, testAdmin, testPassword); err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.NewTextHandler(testLogWriter{t}, nil))
 	app := New(Deps{Pool: pool, Auth: users, Engine: engine.New(pool, log), Logger: log, Registry: prometheus.NewRegistry()})
 	b := &testBundle{t: t, app: app, pool: pool}
 	var out struct{ Token string }
@@ -138,3 +138,11 @@ func (e apiError) hasPath(path string) bool {
 }
 
 func urlQuery(s string) string { return url.QueryEscape(s) }
+
+// testLogWriter sends the server's log lines to the test log, shown on failure.
+type testLogWriter struct{ t *testing.T }
+
+func (w testLogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

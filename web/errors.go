@@ -28,6 +28,8 @@ type APIError struct {
 	Details []Detail `json:"details,omitempty"`
 	// Plan accompanies a refused migration so the caller sees what would happen.
 	Plan any `json:"plan,omitempty"`
+	// Script locates a failing script: name, line, column, stack.
+	Script any `json:"script,omitempty"`
 }
 
 func (e *APIError) Error() string { return e.Code + ": " + e.Message }
@@ -71,6 +73,7 @@ func toAPIError(err error) *APIError {
 		conflict *engine.ConflictError
 		planErr  *engine.PlanError
 		queryErr *engine.QueryError
+		failure  *engine.ScriptFailure
 	)
 	switch {
 	case errors.As(err, &apiErr):
@@ -86,6 +89,11 @@ func toAPIError(err error) *APIError {
 	case errors.As(err, &planErr):
 		e := newError(fiber.StatusConflict, "migration_refused", planErr.Reason, planDetails(planErr)...)
 		e.Plan = planErr.Plan
+		return e
+	case errors.As(err, &failure):
+		e := newError(fiber.StatusUnprocessableEntity, "script_failed", failure.Err.Error(),
+			Detail{Path: "", Code: failure.Err.Kind, Message: failure.Err.Message})
+		e.Script = failure.Err
 		return e
 	case errors.Is(err, engine.ErrNotFound):
 		return notFound(err.Error())

@@ -682,7 +682,7 @@ func (d *entityDoc) fieldSchema(raw any, f *schema.Field, mode schemaMode) obj {
 	if _, ok := s["description"]; !ok {
 		switch {
 		case f.Relation != nil:
-			s["description"] = "Id of a " + f.Relation.Entity + " record."
+			s["description"] = "Id of the related " + f.Relation.Entity + " record."
 		case f.Type == schema.TypeMoney && f.Currency != "":
 			s["description"] = "Exact decimal as a string, in " + f.Currency + `, e.g. "12.50".`
 		case f.Type == schema.TypeMoney || f.Type == schema.TypeDecimal || f.Type == schema.TypePercent:
@@ -702,14 +702,18 @@ func (d *entityDoc) fieldSchema(raw any, f *schema.Field, mode schemaMode) obj {
 		if f.ReadOnly {
 			s["readOnly"] = true
 		}
-		// Lines are always an array (empty when none); other unset fields are null.
-		if f.Type != schema.TypeChild && !f.Required {
+		// Lines are always an array (empty when none) and autonumbers are always
+		// filled; other unset fields are null.
+		if f.Type != schema.TypeChild && f.Type != schema.TypeAutonumber && !f.Required {
 			allowNull(s)
 		}
 	case modePatch:
 		// Defaults apply when a record is created, not when a patch omits a field.
 		delete(s, "default")
-		allowNull(s)
+		// null clears a field, which a required field refuses anyway.
+		if !f.Required {
+			allowNull(s)
+		}
 	}
 	return s
 }
@@ -798,7 +802,7 @@ func (d *entityDoc) recordSchema() obj {
 func (d *entityDoc) inputSchema(patch bool) obj {
 	mode, title, description := modeInput, d.label+" (create)", "What POST accepts: every writable field; other fields are rejected."
 	if patch {
-		mode, title, description = modePatch, d.label+" (change)", "A JSON merge patch (RFC 7386): the fields to change; null clears a field; lines are replaced as a whole."
+		mode, title, description = modePatch, d.label+" (change)", "A JSON merge patch (RFC 7386): the fields to change; null clears an optional field; lines are replaced as a whole."
 	}
 	props := obj{}
 	var required []any
@@ -863,13 +867,13 @@ func (d *entityDoc) addPaths(paths obj) {
 
 	paths[base] = obj{
 		"get": obj{
-			"tags": tags, "operationId": d.base + ".list", "summary": "List " + d.label + " records",
+			"tags": tags, "operationId": d.base + ".list", "summary": d.label + ": list records",
 			"parameters": []any{paramRef("Filter"), paramRef("Sort"), paramRef("Limit"), paramRef("Cursor"),
 				paramRef("Q"), fieldsParam, expandParam, paramRef("Deleted")},
 			"responses": responses(obj{"200": okJSON("One page of records.", schemaRef(d.base+"List"))}, 400, 401, 403, 404, 422),
 		},
 		"post": obj{
-			"tags": tags, "operationId": d.base + ".create", "summary": "Create a " + d.label + " record",
+			"tags": tags, "operationId": d.base + ".create", "summary": d.label + ": create a record",
 			"requestBody": jsonBody(schemaRef(d.base+"Input"), "The new record."),
 			"responses":   responses(obj{"201": recordResponse("Created.")}, 400, 401, 403, 404, 409, 413, 422),
 		},
@@ -877,19 +881,19 @@ func (d *entityDoc) addPaths(paths obj) {
 	paths[base+"/{id}"] = obj{
 		"parameters": []any{paramRef("RecordId")},
 		"get": obj{
-			"tags": tags, "operationId": d.base + ".get", "summary": "Get a " + d.label + " record",
+			"tags": tags, "operationId": d.base + ".get", "summary": d.label + ": get a record",
 			"parameters": []any{fieldsParam, expandParam, obj{"name": "deleted", "in": "query",
 				"description": "true: also answer a soft-deleted record.", "schema": obj{"type": "boolean", "default": false}}},
 			"responses": responses(obj{"200": recordResponse("The record.")}, 400, 401, 403, 404),
 		},
 		"patch": obj{
-			"tags": tags, "operationId": d.base + ".update", "summary": "Change a " + d.label + " record",
+			"tags": tags, "operationId": d.base + ".update", "summary": d.label + ": change a record",
 			"parameters":  []any{paramRef("IfMatch")},
 			"requestBody": patchBody,
 			"responses":   responses(obj{"200": recordResponse("The changed record.")}, 400, 401, 403, 404, 409, 412, 413, 422),
 		},
 		"delete": obj{
-			"tags": tags, "operationId": d.base + ".delete", "summary": "Delete a " + d.label + " record",
+			"tags": tags, "operationId": d.base + ".delete", "summary": d.label + ": delete a record",
 			"description": "Soft delete: the record leaves lists and reads and can be restored.",
 			"parameters":  []any{paramRef("IfMatch")},
 			"responses":   responses(obj{"204": obj{"description": "Deleted."}}, 400, 401, 403, 404, 409, 412),
@@ -898,14 +902,14 @@ func (d *entityDoc) addPaths(paths obj) {
 	paths[base+"/{id}/restore"] = obj{
 		"parameters": []any{paramRef("RecordId")},
 		"post": obj{
-			"tags": tags, "operationId": d.base + ".restore", "summary": "Restore a deleted " + d.label + " record",
+			"tags": tags, "operationId": d.base + ".restore", "summary": d.label + ": restore a deleted record",
 			"responses": responses(obj{"200": recordResponse("The restored record.")}, 401, 403, 404, 409),
 		},
 	}
 	paths[base+"/{id}/history"] = obj{
 		"parameters": []any{paramRef("RecordId")},
 		"get": obj{
-			"tags": tags, "operationId": d.base + ".history", "summary": "History of a " + d.label + " record",
+			"tags": tags, "operationId": d.base + ".history", "summary": d.label + ": history of a record",
 			"description": "Every change, oldest first.",
 			"responses":   responses(obj{"200": okJSON("The changes.", schemaRef("HistoryList"))}, 401, 403, 404),
 		},

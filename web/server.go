@@ -56,6 +56,7 @@ func New(d Deps) *fiber.App {
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	app.Get("/readyz", readyz(d))
 	app.Get("/metrics", metrics.handler())
+	app.Get("/api/docs", docsPage)
 
 	api := app.Group("/api/v1")
 	h := &authHandlers{auth: d.Auth}
@@ -82,6 +83,15 @@ func New(d Deps) *fiber.App {
 	authed.Delete("/data/:entity/:id", rh.delete)
 	authed.Post("/data/:entity/:id/restore", rh.restore)
 	authed.Get("/data/:entity/:id/history", rh.history)
+	authed.Get("/openapi.json", openAPIHandler(d.Engine))
+
+	sh := &scriptHandlers{engine: d.Engine}
+	authed.Post("/scripts/test", requireAdmin, sh.test)
+	authed.Put("/scripts/:name", requireAdmin, sh.put)
+	authed.Get("/scripts/:name", requireAdmin, sh.get)
+	authed.Get("/scripts/:name/logs", requireAdmin, sh.logs)
+	authed.Get("/x/:module/:name", sh.endpoint)
+	authed.Post("/x/:module/:name", sh.endpoint)
 
 	app.Use(func(c *fiber.Ctx) error { return notFound("no route for " + c.Method() + " " + c.Path()) })
 	return app

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -16,6 +17,9 @@ import (
 	"github.com/tessera/tessera/workflows"
 	"github.com/tessera/tessera/workflows/devserver"
 )
+
+// minPoolConns is the connection pool size unless DATABASE_URL sets pool_max_conns.
+const minPoolConns = 32
 
 // platformConfig says where PostgreSQL and Temporal are; empty URLs mean "start
 // private ones under DataDir".
@@ -85,7 +89,16 @@ func startPlatform(ctx context.Context, cfg platformConfig, log *slog.Logger) (_
 	}
 	log.Info("system schema ready", "version", version)
 
-	p.pool, err = pgxpool.New(ctx, dbURL)
+	poolCfg, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		return nil, fmt.Errorf("database URL: %w", err)
+	}
+	if poolCfg.MaxConns < minPoolConns && !strings.Contains(dbURL, "pool_max_conns") {
+		// pgx defaults to max(4, CPUs), too few for an API server whose requests each
+		// hold a transaction; pool_max_conns in the URL still wins.
+		poolCfg.MaxConns = minPoolConns
+	}
+	p.pool, err = pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return nil, fmt.Errorf("open database pool: %w", err)
 	}

@@ -325,6 +325,9 @@ func (s *sandbox) toJS(v any) goja.Value {
 	case nil:
 		return goja.Null()
 	case map[string]any:
+		if x == nil {
+			return goja.Null()
+		}
 		o := vm.NewObject()
 		for k, val := range x {
 			_ = o.Set(k, s.toJS(val))

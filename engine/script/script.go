@@ -30,7 +30,7 @@ const (
 	MaxStringLength  = 1 << 20
 	MaxConsoleLines  = 200
 	MaxConsoleLine   = 2000
-	MaxListRows      = 1000
+	MaxListRows      = 500
 )
 
 // Mode says how the source is read.
