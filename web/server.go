@@ -39,8 +39,11 @@ func New(d Deps) *fiber.App {
 	app := fiber.New(fiber.Config{
 		AppName: "tessera",
 		// Bodies over 1 MB are streamed, not buffered; limitBody caps them per route.
-		BodyLimit:             1 << 20,
-		StreamRequestBody:     true,
+		BodyLimit:         1 << 20,
+		StreamRequestBody: true,
+		// Params and queries are handed to the engine, which may keep them (cache
+		// keys): they must not alias fasthttp's reused buffers.
+		Immutable:             true,
 		ErrorHandler:          errorHandler(d.Logger),
 		DisableStartupMessage: true,
 		ReadTimeout:           60 * time.Second,
