@@ -14,15 +14,25 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tessera/tessera/engine/auth"
 	"github.com/tessera/tessera/engine/schema"
 	"github.com/tessera/tessera/engine/script"
 )
 
-// Actor is who performs an operation; recorded in created_by/updated_by and history.
+// Actor is who performs an operation: recorded in created_by/updated_by and history,
+// and checked against its policy at every door. The zero Actor may do nothing.
 type Actor struct {
 	UserID  uuid.UUID
+	Email   string
 	IsAdmin bool
 	Roles   []string
+	Teams   []string
+	Policy  *auth.Policy
+}
+
+// ActorFor is the actor of a signed-in user.
+func ActorFor(u auth.User) Actor {
+	return Actor{UserID: u.ID, Email: u.Email, IsAdmin: u.IsAdmin, Roles: u.Roles, Teams: u.Teams, Policy: u.Policy}
 }
 
 // Engine serves entity definitions and records from PostgreSQL.

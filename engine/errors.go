@@ -35,6 +35,9 @@ type ConflictError struct {
 
 func (e *ConflictError) Error() string { return e.Message }
 
+// ErrRecordNotFound is ErrNotFound for a record (not an entity).
+var ErrRecordNotFound = fmt.Errorf("record %w", ErrNotFound)
+
 // ErrVersionMismatch means the record changed since the version the caller read (If-Match).
 var ErrVersionMismatch = errors.New("the record was changed by someone else; reload it and try again")
 

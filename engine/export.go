@@ -9,6 +9,7 @@ import (
 
 	"github.com/xuri/excelize/v2"
 
+	"github.com/tessera/tessera/engine/auth"
 	"github.com/tessera/tessera/engine/schema"
 )
 
@@ -36,14 +37,22 @@ func (e *Engine) PrepareExport(ctx context.Context, actor Actor, entity, format 
 	if err != nil {
 		return nil, err
 	}
+	acc, err := authorize(actor, c.entity, auth.Export)
+	if err != nil {
+		return nil, err
+	}
 	for _, name := range opts.Fields {
-		if c.entity.Field(name) == nil {
+		if c.entity.Field(name) == nil || acc.Hidden(name) {
 			return nil, badQuery("/fields", fmt.Sprintf("%s has no field %q", entity, name))
 		}
 	}
-	fields := exportFields(c.entity, opts.Fields)
+	only := opts.Fields
+	if only == nil && !acc.Admin {
+		only = visibleFields(acc, c.entity)
+	}
+	fields := exportFields(c.entity, only)
 	opts.Fields, opts.Expand = nil, nil
-	q, err := e.compileList(ctx, e.pool, c.entity, opts)
+	q, err := e.compileList(ctx, e.pool, actor, auth.Export, c.entity, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -210,15 +210,8 @@ func (d *scriptDB) Get(entity, id string) (map[string]any, error) {
 	if err != nil {
 		return nil, nil
 	}
-	c, err := d.e.entity(d.ctx, d.t.tx, entity)
-	if err != nil {
-		return nil, err
-	}
-	rec, err := asMap(readRecord(d.ctx, d.t.tx, c.entity, uid, false))
-	if rec != nil && rec["deleted_at"] != nil {
-		return nil, nil
-	}
-	if err != nil && isNoRows(err) {
+	rec, err := asMap(d.e.get(d.ctx, d.t.tx, d.t.actor, entity, uid, GetOptions{}))
+	if errors.Is(err, ErrRecordNotFound) {
 		return nil, nil
 	}
 	return rec, err
@@ -233,7 +226,7 @@ func (d *scriptDB) Find(entity, filter string) (map[string]any, error) {
 }
 
 func (d *scriptDB) List(entity, filter, sort string, limit int) ([]map[string]any, error) {
-	res, err := d.e.list(d.ctx, d.t.tx, entity, ListOptions{Filter: filter, Sort: sort, Limit: limit}, false)
+	res, err := d.e.list(d.ctx, d.t.tx, d.t.actor, entity, ListOptions{Filter: filter, Sort: sort, Limit: limit}, false)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tessera/tessera/engine/auth"
 	"github.com/tessera/tessera/engine/schema"
 	"github.com/tessera/tessera/engine/store"
 )
@@ -70,6 +71,9 @@ func (e *Engine) Import(ctx context.Context, actor Actor, entity string, r io.Re
 		return nil, err
 	}
 	ent := c.entity
+	if err := importAllowed(actor, ent); err != nil {
+		return nil, err
+	}
 	keyCol, err := importKey(ent, opts.Key)
 	if err != nil {
 		return nil, err
@@ -108,6 +112,27 @@ func (e *Engine) Import(ctx context.Context, actor Actor, entity string, r io.Re
 		return nil, err
 	}
 	return report, nil
+}
+
+// importAllowed requires create and update on every row, and write access to every
+// field: a set-based upsert cannot apply per-row rules row by row, so imports are for
+// users whose roles reach the whole entity.
+func importAllowed(actor Actor, ent *schema.Entity) error {
+	for _, action := range []auth.Action{auth.Create, auth.Update} {
+		acc, err := authorize(actor, ent, action)
+		if err != nil {
+			return err
+		}
+		if _, all := acc.RowRules(action); !all {
+			return forbidden("imports need %s on every row of %s; your roles limit it with row rules", action, ent.Name)
+		}
+		for _, f := range ent.LiveFields() {
+			if !f.ReadOnly && f.Type != schema.TypeChild && (acc.Hidden(f.Name) || acc.ReadOnly(f.Name, action)) {
+				return forbidden("imports need write access to every field of %s; %s is not writable for you", ent.Name, f.Name)
+			}
+		}
+	}
+	return nil
 }
 
 // importKey checks that rows can be matched on the key: the id or a unique field.

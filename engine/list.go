@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tessera/tessera/engine/auth"
 	"github.com/tessera/tessera/engine/query"
 	"github.com/tessera/tessera/engine/schema"
 	"github.com/tessera/tessera/engine/store"
@@ -62,30 +63,44 @@ type cursor struct {
 
 // listQuery is a compiled list request: what to select, which rows, in which order.
 type listQuery struct {
-	ent   *schema.Entity
-	sel   store.RecordSelect
-	where []string
-	args  *query.Args
-	keys  []sortKey
+	ent       *schema.Entity
+	sel       store.RecordSelect
+	where     []string
+	args      *query.Args
+	whereArgs int // how many of args the where clause uses
+	keys      []sortKey
 }
 
-// compileList checks and compiles the filter, search, sort and projection of a list;
-// every value becomes a bind parameter.
-func (e *Engine) compileList(ctx context.Context, db querier, ent *schema.Entity, opts ListOptions) (*listQuery, error) {
-	sel, err := e.recordSelect(ctx, db, ent, opts.Fields, opts.Expand)
+// compileList checks and compiles the filter, search, sort and projection of a list
+// for the actor: hidden fields can be neither filtered, sorted, searched nor returned,
+// and the row rules join the WHERE clause. Every value becomes a bind parameter.
+func (e *Engine) compileList(ctx context.Context, db querier, actor Actor, action auth.Action, ent *schema.Entity, opts ListOptions) (*listQuery, error) {
+	acc, err := authorize(actor, ent, action)
 	if err != nil {
 		return nil, err
 	}
-	q := &listQuery{ent: ent, sel: sel, args: &query.Args{}, where: []string{"t.deleted_at IS NULL"}}
+	if action != auth.Read {
+		if _, err := authorize(actor, ent, auth.Read); err != nil {
+			return nil, err
+		}
+	}
+	q := &listQuery{ent: ent, args: &query.Args{}, where: []string{"t.deleted_at IS NULL"}}
 	if opts.Deleted {
 		q.where[0] = "t.deleted_at IS NOT NULL"
+	}
+	pred, err := rowPredicate(actor, acc, auth.Read, ent, "t", q.args)
+	if err != nil {
+		return nil, err
+	}
+	if pred != "" {
+		q.where = append(q.where, pred)
 	}
 	if opts.Filter != "" {
 		expr, err := query.Parse(opts.Filter)
 		if err != nil {
 			return nil, filterError(err)
 		}
-		sql, err := expr.SQL(queryFields(ent), nil, q.args)
+		sql, err := expr.SQL(queryFields(ent, "t", acc), nil, q.args)
 		if err != nil {
 			return nil, filterError(err)
 		}
@@ -96,12 +111,43 @@ func (e *Engine) compileList(ctx context.Context, db querier, ent *schema.Entity
 		if tsq == "" {
 			return nil, badQuery("/q", "the search has no letters or digits")
 		}
-		q.where = append(q.where, "t.search @@ to_tsquery('simple', "+q.args.Add(tsq)+")")
+		q.where = append(q.where, searchVector(ent, acc)+" @@ to_tsquery('simple', "+q.args.Add(tsq)+")")
 	}
-	if q.keys, err = sortKeys(ent, opts.Sort); err != nil {
+	// The WHERE clause's parameters come first, so the count can run on them alone; the
+	// select list's (expanded relations' row rules) follow.
+	q.whereArgs = len(q.args.Values)
+	if q.sel, err = e.recordSelect(ctx, db, actor, acc, ent, opts.Fields, opts.Expand, q.args); err != nil {
+		return nil, err
+	}
+	if q.keys, err = sortKeys(ent, acc, opts.Sort); err != nil {
 		return nil, err
 	}
 	return q, nil
+}
+
+// searchVector is the indexed search column, unless the actor has hidden text fields:
+// then the vector is built from the visible fields only, so a search cannot reveal a
+// hidden value (slower: no index).
+func searchVector(ent *schema.Entity, acc *auth.Access) string {
+	var visible []string
+	hiding := false
+	for _, f := range ent.LiveFields() {
+		if !f.Searchable() {
+			continue
+		}
+		if acc.Hidden(f.Name) {
+			hiding = true
+			continue
+		}
+		visible = append(visible, fmt.Sprintf("coalesce(t.%s, '')", store.Ident(f.Name)))
+	}
+	if !hiding {
+		return "t.search"
+	}
+	if len(visible) == 0 {
+		return "to_tsvector('simple'::regconfig, '')"
+	}
+	return "to_tsvector('simple'::regconfig, " + strings.Join(visible, " || ' ' || ") + ")"
 }
 
 // sql renders the statement: records as jsonb plus the row's sort values as text[].
@@ -126,7 +172,7 @@ func (q *listQuery) sql(limit int) string {
 
 // List returns a page of records: filtered, searched, sorted and paginated by keyset.
 func (e *Engine) List(ctx context.Context, actor Actor, entity string, opts ListOptions) (*ListResult, error) {
-	return e.list(ctx, e.pool, entity, opts, true)
+	return e.list(ctx, e.pool, actor, entity, opts, true)
 }
 
 // querier is a pool or a transaction.
@@ -135,7 +181,7 @@ type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-func (e *Engine) list(ctx context.Context, db querier, entity string, opts ListOptions, withTotal bool) (*ListResult, error) {
+func (e *Engine) list(ctx context.Context, db querier, actor Actor, entity string, opts ListOptions, withTotal bool) (*ListResult, error) {
 	c, err := e.entity(ctx, db, entity)
 	if err != nil {
 		return nil, err
@@ -147,14 +193,14 @@ func (e *Engine) list(ctx context.Context, db querier, entity string, opts ListO
 	case limit < 0 || limit > MaxLimit:
 		return nil, badQuery("/limit", fmt.Sprintf("limit must be between 1 and %d", MaxLimit))
 	}
-	q, err := e.compileList(ctx, db, c.entity, opts)
+	q, err := e.compileList(ctx, db, actor, auth.Read, c.entity, opts)
 	if err != nil {
 		return nil, err
 	}
 	res := &ListResult{Items: []json.RawMessage{}}
 	if withTotal {
 		// The total ignores the cursor: it counts the whole result, not what is left.
-		if res.Total, res.TotalIsEstimate, err = total(ctx, db, c.entity.Name, strings.Join(q.where, " AND "), q.args.Values); err != nil {
+		if res.Total, res.TotalIsEstimate, err = total(ctx, db, c.entity.Name, strings.Join(q.where, " AND "), q.args.Values[:q.whereArgs]); err != nil {
 			return nil, err
 		}
 	}
@@ -202,24 +248,24 @@ func filterError(err error) error {
 	return err
 }
 
-// queryFields resolves expression names to the entity's columns. Child lines and json
-// fields cannot be filtered on.
-func queryFields(ent *schema.Entity) query.Fields {
+// queryFields resolves expression names to the entity's columns over alias. Child
+// lines and json fields cannot be filtered on, nor fields hidden by acc (nil: none).
+func queryFields(ent *schema.Entity, alias string, acc *auth.Access) query.Fields {
 	return func(name string) (query.Field, bool) {
 		switch name {
 		case "id", "created_by", "updated_by":
-			return query.Field{Name: name, Column: "t." + name, Kind: query.KindUUID}, true
+			return query.Field{Name: name, Column: alias + "." + name, Kind: query.KindUUID}, true
 		case "created_at", "updated_at":
-			return query.Field{Name: name, Column: "t." + name, Kind: query.KindDateTime}, true
+			return query.Field{Name: name, Column: alias + "." + name, Kind: query.KindDateTime}, true
 		case "version":
-			return query.Field{Name: name, Column: "t.version", Kind: query.KindInteger}, true
+			return query.Field{Name: name, Column: alias + ".version", Kind: query.KindInteger}, true
 		}
 		f := ent.Field(name)
-		if f == nil {
+		if f == nil || (acc != nil && acc.Hidden(name)) {
 			return query.Field{}, false
 		}
 		kind, ok := queryKind(f)
-		return query.Field{Name: name, Column: "t." + store.Ident(name), Kind: kind}, ok
+		return query.Field{Name: name, Column: alias + "." + store.Ident(name), Kind: kind}, ok
 	}
 }
 
@@ -245,7 +291,7 @@ func queryKind(f *schema.Field) (query.Kind, bool) {
 	return 0, false
 }
 
-func sortKeys(ent *schema.Entity, spec string) ([]sortKey, error) {
+func sortKeys(ent *schema.Entity, acc *auth.Access, spec string) ([]sortKey, error) {
 	parsed, err := query.ParseSort(spec)
 	if err != nil {
 		var qe *query.Error
@@ -267,7 +313,7 @@ func sortKeys(ent *schema.Entity, spec string) ([]sortKey, error) {
 			col, cast = "t.version", "integer"
 		default:
 			f := ent.Field(k.Field)
-			if f == nil || f.Type == schema.TypeChild || f.Type == schema.TypeJSON || f.Type == schema.TypeMultiSelect {
+			if f == nil || acc.Hidden(k.Field) || f.Type == schema.TypeChild || f.Type == schema.TypeJSON || f.Type == schema.TypeMultiSelect {
 				return nil, badQuery("/sort", fmt.Sprintf("cannot sort %s by %q", ent.Name, k.Field))
 			}
 			col, cast = "t."+store.Ident(f.Name), f.Column()

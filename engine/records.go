@@ -15,6 +15,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tessera/tessera/engine/auth"
+	"github.com/tessera/tessera/engine/query"
 	"github.com/tessera/tessera/engine/schema"
 	"github.com/tessera/tessera/engine/store"
 )
@@ -27,6 +29,9 @@ type txn struct {
 	// chain lists the entities whose hooks led to this write, outermost first.
 	chain []string
 	after *[]func(context.Context)
+	// id is the caller-chosen id of the record this write creates (CreateWithID);
+	// uuid.Nil means a new UUIDv7. Nested writes never inherit it.
+	id uuid.UUID
 }
 
 // MaxHookDepth bounds how many writes hooks may nest (a hook creating a record whose
@@ -78,7 +83,14 @@ func (e *Engine) create(ctx context.Context, t *txn, entity string, rec map[stri
 	if err != nil {
 		return nil, err
 	}
+	acc, err := authorize(t.actor, c.entity, auth.Create)
+	if err != nil {
+		return nil, err
+	}
 	if err := checkInput(c.entity, rec); err != nil {
+		return nil, err
+	}
+	if err := checkWritable(acc, c.entity, rec, auth.Create); err != nil {
 		return nil, err
 	}
 	for _, f := range c.entity.LiveFields() {
@@ -100,7 +112,7 @@ func (e *Engine) create(ctx context.Context, t *txn, entity string, rec map[stri
 			return nil, err
 		}
 	}
-	id, err := uuid.NewV7()
+	id, err := t.recordID()
 	if err != nil {
 		return nil, err
 	}
@@ -125,6 +137,12 @@ func (e *Engine) create(ctx context.Context, t *txn, entity string, rec map[stri
 		return nil, mapWriteError(entity, err)
 	}
 	if err := writeLines(ctx, tx, c.entity, id, rec, false); err != nil {
+		return nil, err
+	}
+	if ok, err := rowAllowed(ctx, tx, t.actor, acc, auth.Create, c.entity, id); err != nil || !ok {
+		if err == nil {
+			err = forbidden("the new record would be outside the rows your roles may create in %s", entity)
+		}
 		return nil, err
 	}
 	after, err := readRecord(ctx, tx, c.entity, id, false)
@@ -153,12 +171,22 @@ func (e *Engine) update(ctx context.Context, t *txn, entity string, id uuid.UUID
 	if err != nil {
 		return nil, err
 	}
+	acc, err := authorize(t.actor, c.entity, auth.Update)
+	if err != nil {
+		return nil, err
+	}
 	if err := checkInput(c.entity, patch); err != nil {
+		return nil, err
+	}
+	if err := checkWritable(acc, c.entity, patch, auth.Update); err != nil {
 		return nil, err
 	}
 	tx := t.tx
 	before, err := lockRecord(ctx, tx, c.entity, id, ifMatch, false)
 	if err != nil {
+		return nil, err
+	}
+	if err := e.checkRow(ctx, tx, t.actor, acc, auth.Update, c.entity, id); err != nil {
 		return nil, err
 	}
 	current, err := schema.DecodeRecord(before)
@@ -206,6 +234,12 @@ func (e *Engine) update(ctx context.Context, t *txn, entity string, id uuid.UUID
 	if err := writeLines(ctx, tx, c.entity, id, lines, true); err != nil {
 		return nil, err
 	}
+	if ok, err := rowAllowed(ctx, tx, t.actor, acc, auth.Update, c.entity, id); err != nil || !ok {
+		if err == nil {
+			err = forbidden("the change would move the record outside the rows your roles may update in %s", entity)
+		}
+		return nil, err
+	}
 	after, err := readRecord(ctx, tx, c.entity, id, false)
 	if err != nil {
 		return nil, err
@@ -215,6 +249,24 @@ func (e *Engine) update(ctx context.Context, t *txn, entity string, id uuid.UUID
 	}
 	e.queueAfterSave(t, c, after, before)
 	return after, nil
+}
+
+// checkRow refuses an action on a row outside the actor's rules: 404 when the actor
+// cannot even read it (its existence stays hidden), 403 when they can.
+func (e *Engine) checkRow(ctx context.Context, tx pgx.Tx, actor Actor, acc *auth.Access, action auth.Action, ent *schema.Entity, id uuid.UUID) error {
+	ok, err := rowAllowed(ctx, tx, actor, acc, action, ent, id)
+	if err != nil || ok {
+		return err
+	}
+	racc := actor.access(ent)
+	if readable, _ := racc.Allowed(auth.Read); readable {
+		if visible, err := rowAllowed(ctx, tx, actor, racc, auth.Read, ent, id); err != nil {
+			return err
+		} else if visible {
+			return forbidden("your roles do not allow %s on this %s", action, ent.Name)
+		}
+	}
+	return fmt.Errorf("%s %s: %w", ent.Name, id, ErrRecordNotFound)
 }
 
 // changedFields are the live fields whose value differs between two records.
@@ -254,8 +306,16 @@ func (e *Engine) setDeleted(ctx context.Context, t *txn, entity string, id uuid.
 	if err != nil {
 		return err
 	}
+	// Restoring is undoing a delete: it needs the delete grant too.
+	acc, err := authorize(t.actor, c.entity, auth.Delete)
+	if err != nil {
+		return err
+	}
 	before, err := lockRecord(ctx, t.tx, c.entity, id, ifMatch, !deleted)
 	if err != nil {
+		return err
+	}
+	if err := e.checkRow(ctx, t.tx, t.actor, acc, auth.Delete, c.entity, id); err != nil {
 		return err
 	}
 	deletedAt, op := "now()", "delete"
@@ -288,50 +348,79 @@ type GetOptions struct {
 	WithDeleted bool
 }
 
-// Get reads one record.
+// Get reads one record the actor may see; hidden fields are left out.
 func (e *Engine) Get(ctx context.Context, actor Actor, entity string, id uuid.UUID, opts GetOptions) (json.RawMessage, error) {
-	c, err := e.entity(ctx, e.pool, entity)
+	return e.get(ctx, e.pool, actor, entity, id, opts)
+}
+
+func (e *Engine) get(ctx context.Context, db querier, actor Actor, entity string, id uuid.UUID, opts GetOptions) (json.RawMessage, error) {
+	c, err := e.entity(ctx, db, entity)
 	if err != nil {
 		return nil, err
 	}
-	sel, err := e.recordSelect(ctx, e.pool, c.entity, opts.Fields, opts.Expand)
+	acc, err := authorize(actor, c.entity, auth.Read)
 	if err != nil {
 		return nil, err
 	}
-	where := "t.id = $1 AND t.deleted_at IS NULL"
-	if opts.WithDeleted {
-		where = "t.id = $1"
+	args := &query.Args{Values: []any{id}}
+	sel, err := e.recordSelect(ctx, db, actor, acc, c.entity, opts.Fields, opts.Expand, args)
+	if err != nil {
+		return nil, err
+	}
+	where := "t.id = $1"
+	if !opts.WithDeleted {
+		where += " AND t.deleted_at IS NULL"
+	}
+	pred, err := rowPredicate(actor, acc, auth.Read, c.entity, "t", args)
+	if err != nil {
+		return nil, err
+	}
+	if pred != "" {
+		// A row outside the rules is "not found": its existence is not revealed.
+		where += " AND " + pred
 	}
 	var out json.RawMessage
-	err = e.pool.QueryRow(ctx, fmt.Sprintf("SELECT %s FROM %s t WHERE %s", sel.RecordJSON(), store.Table(entity), where), id).Scan(&out)
+	err = db.QueryRow(ctx, fmt.Sprintf("SELECT %s FROM %s t WHERE %s", sel.RecordJSON(), store.Table(entity), where), args.Values...).Scan(&out)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("%s %s: %w", entity, id, ErrNotFound)
+		return nil, fmt.Errorf("%s %s: %w", entity, id, ErrRecordNotFound)
 	}
 	return out, err
 }
 
-// recordSelect checks fields and expand against the entity and resolves related entities.
-func (e *Engine) recordSelect(ctx context.Context, db querier, ent *schema.Entity, fields, expand []string) (store.RecordSelect, error) {
+// recordSelect checks fields and expand against what the actor may see, and adds the
+// row rules of each expanded entity, so an expand never shows a hidden field or row.
+func (e *Engine) recordSelect(ctx context.Context, db querier, actor Actor, acc *auth.Access, ent *schema.Entity, fields, expand []string, args *query.Args) (store.RecordSelect, error) {
 	sel := store.RecordSelect{Entity: ent, Fields: fields}
 	for _, name := range fields {
-		if ent.Field(name) == nil {
+		if ent.Field(name) == nil || acc.Hidden(name) {
 			return sel, badQuery("/fields", fmt.Sprintf("%s has no field %q", ent.Name, name))
 		}
 	}
-	related := map[string]*schema.Entity{}
+	if fields == nil && !acc.Admin {
+		sel.Fields = visibleFields(acc, ent)
+	}
 	for _, name := range expand {
 		f := ent.Field(name)
-		if f == nil || f.Relation == nil {
+		if f == nil || f.Relation == nil || acc.Hidden(name) {
 			return sel, badQuery("/expand", fmt.Sprintf("%q is not a relation of %s", name, ent.Name))
 		}
 		target, err := e.entity(ctx, db, f.Relation.Entity)
 		if err != nil {
 			return sel, err
 		}
-		related[f.Relation.Entity] = target.entity
-		sel.Expand = append(sel.Expand, name)
+		tacc, err := authorize(actor, target.entity, auth.Read)
+		if err != nil {
+			return sel, err
+		}
+		x := store.Expansion{Field: name, Target: target.entity}
+		if !tacc.Admin {
+			x.Fields = visibleFields(tacc, target.entity)
+		}
+		if x.Where, err = rowPredicate(actor, tacc, auth.Read, target.entity, "x", args); err != nil {
+			return sel, err
+		}
+		sel.Expand = append(sel.Expand, x)
 	}
-	sel.Related = func(name string) *schema.Entity { return related[name] }
 	return sel, nil
 }
 
@@ -394,7 +483,7 @@ func lockRecord(ctx context.Context, tx pgx.Tx, ent *schema.Entity, id uuid.UUID
 	err := tx.QueryRow(ctx, fmt.Sprintf("SELECT %s, t.version, t.deleted_at IS NOT NULL FROM %s t WHERE t.id = $1 FOR UPDATE OF t",
 		sel.RecordJSON(), store.Table(ent.Name)), id).Scan(&rec, &version, &isDeleted)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("%s %s: %w", ent.Name, id, ErrNotFound)
+		return nil, fmt.Errorf("%s %s: %w", ent.Name, id, ErrRecordNotFound)
 	}
 	if err != nil {
 		return nil, err
@@ -582,9 +671,21 @@ type HistoryEntry struct {
 	Diff      json.RawMessage `json:"diff"`
 }
 
-// History lists every change of a record, oldest first.
+// History lists every change of a record the actor may read, oldest first, without
+// the fields hidden from them.
 func (e *Engine) History(ctx context.Context, actor Actor, entity string, id uuid.UUID) ([]HistoryEntry, error) {
-	if _, err := e.entity(ctx, e.pool, entity); err != nil {
+	c, err := e.entity(ctx, e.pool, entity)
+	if err != nil {
+		return nil, err
+	}
+	acc, err := authorize(actor, c.entity, auth.Read)
+	if err != nil {
+		return nil, err
+	}
+	if ok, err := rowAllowed(ctx, e.pool, actor, acc, auth.Read, c.entity, id); err != nil || !ok {
+		if err == nil {
+			err = fmt.Errorf("%s %s: %w", entity, id, ErrRecordNotFound)
+		}
 		return nil, err
 	}
 	rows, err := e.pool.Query(ctx, `SELECT version, op, changed_by, changed_at, diff FROM tessera.record_history
@@ -593,15 +694,26 @@ func (e *Engine) History(ctx context.Context, actor Actor, entity string, id uui
 		return nil, err
 	}
 	entries, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (HistoryEntry, error) {
-		var h HistoryEntry
-		err := row.Scan(&h.Version, &h.Op, &h.ChangedBy, &h.ChangedAt, &h.Diff)
+		var (
+			h    HistoryEntry
+			diff map[string]json.RawMessage
+		)
+		if err := row.Scan(&h.Version, &h.Op, &h.ChangedBy, &h.ChangedAt, &diff); err != nil {
+			return h, err
+		}
+		for field := range diff {
+			if acc.Hidden(field) {
+				delete(diff, field)
+			}
+		}
+		h.Diff, err = json.Marshal(diff)
 		return h, err
 	})
 	if err != nil {
 		return nil, err
 	}
 	if len(entries) == 0 {
-		return nil, fmt.Errorf("%s %s: %w", entity, id, ErrNotFound)
+		return nil, fmt.Errorf("%s %s: %w", entity, id, ErrRecordNotFound)
 	}
 	return entries, nil
 }

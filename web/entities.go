@@ -8,14 +8,24 @@ import (
 	"github.com/tessera/tessera/engine"
 )
 
-type entityHandlers struct{ engine *engine.Engine }
+type entityHandlers struct {
+	engine *engine.Engine
+	audit  auditFunc
+}
 
+// list shows the entities the user may read, as the user sees them.
 func (h *entityHandlers) list(c *fiber.Ctx) error {
 	ents, err := h.engine.ListEntities(c.UserContext())
 	if err != nil {
 		return err
 	}
-	return c.JSON(listResponse(ents))
+	visible := []*engine.EntityInfo{}
+	for _, ent := range ents {
+		if v := engine.VisibleEntity(actor(c), ent); v != nil {
+			visible = append(visible, v)
+		}
+	}
+	return c.JSON(listResponse(visible))
 }
 
 func (h *entityHandlers) get(c *fiber.Ctx) error {
@@ -23,7 +33,11 @@ func (h *entityHandlers) get(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(ent)
+	v := engine.VisibleEntity(actor(c), ent)
+	if v == nil {
+		return notFound("entity " + c.Params("name") + " not found")
+	}
+	return c.JSON(v)
 }
 
 // put creates or migrates an entity. ?dryRun=1 answers the plan and changes nothing;
@@ -34,6 +48,9 @@ func (h *entityHandlers) put(c *fiber.Ctx) error {
 		return err
 	}
 	name := c.Params("name")
+	if !engine.CanManage(actor(c), name) {
+		return newError(fiber.StatusForbidden, "forbidden", "designing "+name+" needs the manage grant")
+	}
 	_, existsErr := h.engine.GetEntity(c.UserContext(), name)
 	opts := engine.PutOptions{DryRun: c.QueryBool("dryRun"), Confirm: c.QueryBool("confirm")}
 	plan, err := h.engine.PutEntity(c.UserContext(), actor(c), name, body, opts)
@@ -47,6 +64,7 @@ func (h *entityHandlers) put(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	h.audit(c, "entity.put", name, map[string]any{"version": ent.Version, "steps": len(plan.Steps), "confirmed": opts.Confirm})
 	status := fiber.StatusOK
 	if errors.Is(existsErr, engine.ErrNotFound) {
 		status = fiber.StatusCreated

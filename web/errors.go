@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/requestid"
@@ -30,6 +31,8 @@ type APIError struct {
 	Plan any `json:"plan,omitempty"`
 	// Script locates a failing script: name, line, column, stack.
 	Script any `json:"script,omitempty"`
+	// RetryAfter (seconds) is sent as the Retry-After header of a 429.
+	RetryAfter int `json:"-"`
 }
 
 func (e *APIError) Error() string { return e.Code + ": " + e.Message }
@@ -59,6 +62,9 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 		if apiErr.Status >= 500 {
 			log.Error("request failed", "request_id", requestID(c), "method", c.Method(), "path", c.Path(), "err", err)
 		}
+		if apiErr.RetryAfter > 0 {
+			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(apiErr.RetryAfter))
+		}
 		return c.Status(apiErr.Status).JSON(fiber.Map{"error": apiErr})
 	}
 }
@@ -74,6 +80,8 @@ func toAPIError(err error) *APIError {
 		planErr  *engine.PlanError
 		queryErr *engine.QueryError
 		failure  *engine.ScriptFailure
+		denied   *engine.ForbiddenError
+		locked   *auth.LockedError
 	)
 	switch {
 	case errors.As(err, &apiErr):
@@ -90,6 +98,14 @@ func toAPIError(err error) *APIError {
 		e := newError(fiber.StatusConflict, "migration_refused", planErr.Reason, planDetails(planErr)...)
 		e.Plan = planErr.Plan
 		return e
+	case errors.As(err, &denied):
+		return newError(fiber.StatusForbidden, "forbidden", denied.Message, problemDetails(denied.Problems)...)
+	case errors.As(err, &locked):
+		e := newError(fiber.StatusTooManyRequests, "rate_limited", locked.Error())
+		e.RetryAfter = int(locked.RetryAfter.Seconds()) + 1
+		return e
+	case errors.Is(err, auth.ErrRoleNotFound), errors.Is(err, auth.ErrUserNotFound):
+		return notFound(err.Error())
 	case errors.As(err, &failure):
 		e := newError(fiber.StatusUnprocessableEntity, "script_failed", failure.Err.Error(),
 			Detail{Path: "", Code: failure.Err.Kind, Message: failure.Err.Message})

@@ -11,12 +11,15 @@ import (
 	"github.com/tessera/tessera/engine"
 )
 
-type recordHandlers struct{ engine *engine.Engine }
-
-func actor(c *fiber.Ctx) engine.Actor {
-	u := currentUser(c)
-	return engine.Actor{UserID: u.ID, IsAdmin: u.IsAdmin, Roles: u.Roles}
+type recordHandlers struct {
+	engine *engine.Engine
+	audit  auditFunc
 }
+
+// auditFunc records what the signed-in user did in the audit log.
+type auditFunc func(c *fiber.Ctx, action, target string, details map[string]any)
+
+func actor(c *fiber.Ctx) engine.Actor { return engine.ActorFor(currentUser(c)) }
 
 // recordBody returns the raw JSON body after the checks every write shares.
 func recordBody(c *fiber.Ctx) ([]byte, error) {

@@ -9,7 +9,10 @@ import (
 	"github.com/tessera/tessera/engine"
 )
 
-type scriptHandlers struct{ engine *engine.Engine }
+type scriptHandlers struct {
+	engine *engine.Engine
+	audit  auditFunc
+}
 
 func (h *scriptHandlers) put(c *fiber.Ctx) error {
 	var in engine.ScriptInput
@@ -21,6 +24,7 @@ func (h *scriptHandlers) put(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	h.audit(c, "script.put", s.Name, map[string]any{"version": s.Version, "module": s.Module})
 	status := fiber.StatusOK
 	if existsErr != nil {
 		status = fiber.StatusCreated

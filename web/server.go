@@ -69,13 +69,25 @@ func New(d Deps) *fiber.App {
 	authed.Get("/auth/me", h.me)
 	authed.Get("/users", requireAdmin, h.listUsers)
 	authed.Post("/users", requireAdmin, h.createUser)
+	authed.Put("/users/:id/password", requireAdmin, h.setPassword)
+	authed.Post("/api-keys", h.createAPIKey)
+	authed.Get("/api-keys", h.listAPIKeys)
+	authed.Delete("/api-keys/:id", h.revokeAPIKey)
+	authed.Get("/audit", requireAdmin, h.listAudit)
 
-	eh := &entityHandlers{engine: d.Engine}
+	sec := &securityHandlers{auth: d.Auth, engine: d.Engine, audit: h.audit}
+	authed.Get("/roles", requireAdmin, sec.listRoles)
+	authed.Get("/roles/:name", requireAdmin, sec.getRole)
+	authed.Put("/roles/:name", requireAdmin, sec.putRole)
+	authed.Get("/explain", requireAdmin, sec.explain)
+	authed.Post("/reports/query", sec.report)
+
+	eh := &entityHandlers{engine: d.Engine, audit: h.audit}
 	authed.Get("/entities", eh.list)
 	authed.Get("/entities/:name", eh.get)
-	authed.Put("/entities/:name", requireAdmin, eh.put)
+	authed.Put("/entities/:name", eh.put)
 
-	rh := &recordHandlers{engine: d.Engine}
+	rh := &recordHandlers{engine: d.Engine, audit: h.audit}
 	authed.Get("/data/:entity", rh.list)
 	authed.Post("/data/:entity", rh.create)
 	authed.Post("/data/:entity/import", rh.importRecords)
@@ -86,9 +98,10 @@ func New(d Deps) *fiber.App {
 	authed.Delete("/data/:entity/:id", rh.delete)
 	authed.Post("/data/:entity/:id/restore", rh.restore)
 	authed.Get("/data/:entity/:id/history", rh.history)
-	authed.Get("/openapi.json", openAPIHandler(d.Engine))
+	// The document describes every field of every entity: for those who design them.
+	authed.Get("/openapi.json", requireAdmin, openAPIHandler(d.Engine))
 
-	sh := &scriptHandlers{engine: d.Engine}
+	sh := &scriptHandlers{engine: d.Engine, audit: h.audit}
 	authed.Post("/scripts/test", requireAdmin, sh.test)
 	authed.Put("/scripts/:name", requireAdmin, sh.put)
 	authed.Get("/scripts/:name", requireAdmin, sh.get)

@@ -93,6 +93,7 @@ func (h *recordHandlers) exportRecords(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	h.audit(c, "data.export", entity, map[string]any{"format": format, "filter": c.Query("filter"), "fields": c.Query("fields")})
 	contentType := "text/csv; charset=utf-8"
 	if format == engine.FormatXLSX {
 		contentType = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/mail"
 	"strings"
 	"time"
@@ -27,8 +29,50 @@ type User struct {
 	Email     string    `json:"email"`
 	Name      string    `json:"name"`
 	Roles     []string  `json:"roles"`
+	Teams     []string  `json:"teams"`
 	IsAdmin   bool      `json:"is_admin"`
 	CreatedAt time.Time `json:"created_at"`
+	// Policy is the union of the user's roles, loaded with the user.
+	Policy *Policy `json:"-"`
+}
+
+// userColumns selects a user (alias u) with the definitions of their roles, so one
+// query per request yields identity and permissions, never stale.
+const userColumns = `u.id, u.email, u.name, u.roles, u.teams, u.is_admin, u.created_at,
+	(SELECT coalesce(jsonb_agg(r.definition ORDER BY r.name), '[]') FROM tessera.roles r WHERE r.name = ANY(u.roles))`
+
+func scanUserRow(row pgx.Row, extra ...any) (User, error) {
+	var (
+		u     User
+		roles []byte
+	)
+	dest := append([]any{&u.ID, &u.Email, &u.Name, &u.Roles, &u.Teams, &u.IsAdmin, &u.CreatedAt, &roles}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		return User{}, err
+	}
+	u.Policy = &Policy{Admin: u.IsAdmin}
+	if err := json.Unmarshal(roles, &u.Policy.Roles); err != nil {
+		return User{}, fmt.Errorf("roles of %s: %w", u.Email, err)
+	}
+	return u, nil
+}
+
+// UserByID loads a user with their policy (workflows acting as the user who started them).
+func (s *Service) UserByID(ctx context.Context, id uuid.UUID) (User, error) {
+	u, err := scanUserRow(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM tessera.users u WHERE u.id = $1 AND u.disabled_at IS NULL`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return User{}, fmt.Errorf("user %s: %w", id, ErrUnauthenticated)
+	}
+	return u, err
+}
+
+// UserByEmail loads a user with their policy.
+func (s *Service) UserByEmail(ctx context.Context, email string) (User, error) {
+	u, err := scanUserRow(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM tessera.users u WHERE lower(u.email) = lower($1) AND u.disabled_at IS NULL`, email))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return User{}, fmt.Errorf("user %s: %w", email, ErrUserNotFound)
+	}
+	return u, err
 }
 
 // NewUser is the input of CreateUser.
@@ -37,6 +81,7 @@ type NewUser struct {
 	Name     string   `json:"name"`
 	Password string   `json:"password"`
 	Roles    []string `json:"roles"`
+	Teams    []string `json:"teams"`
 	IsAdmin  bool     `json:"is_admin"`
 }
 
@@ -55,17 +100,20 @@ var (
 	ErrInvalidCredentials = errors.New("invalid email or password")
 	// ErrUnauthenticated means the token is unknown, expired or revoked.
 	ErrUnauthenticated = errors.New("not signed in or session expired")
+	// ErrUserNotFound is returned for an unknown user.
+	ErrUserNotFound = errors.New("user not found")
 )
 
 // Service reads and writes users and sessions.
 type Service struct {
 	pool       *pgxpool.Pool
 	SessionTTL time.Duration
+	Log        *slog.Logger
 }
 
 // NewService returns a Service over the system tables.
 func NewService(pool *pgxpool.Pool) *Service {
-	return &Service{pool: pool, SessionTTL: 12 * time.Hour}
+	return &Service{pool: pool, SessionTTL: 12 * time.Hour, Log: slog.Default()}
 }
 
 func validateNewUser(u *NewUser) error {
@@ -78,6 +126,9 @@ func validateNewUser(u *NewUser) error {
 	}
 	if u.Roles == nil {
 		u.Roles = []string{}
+	}
+	if u.Teams == nil {
+		u.Teams = []string{}
 	}
 	return nil
 }
@@ -103,10 +154,10 @@ func createUser(ctx context.Context, db execQuerier, in NewUser) (User, error) {
 	if err != nil {
 		return User{}, err
 	}
-	u := User{ID: id, Email: in.Email, Name: in.Name, Roles: in.Roles, IsAdmin: in.IsAdmin}
-	err = db.QueryRow(ctx, `INSERT INTO tessera.users (id, email, name, password_hash, roles, is_admin)
-		VALUES ($1, $2, $3, $4, $5, $6) RETURNING created_at`,
-		id, in.Email, in.Name, hash, in.Roles, in.IsAdmin).Scan(&u.CreatedAt)
+	u := User{ID: id, Email: in.Email, Name: in.Name, Roles: in.Roles, Teams: in.Teams, IsAdmin: in.IsAdmin}
+	err = db.QueryRow(ctx, `INSERT INTO tessera.users (id, email, name, password_hash, roles, teams, is_admin)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING created_at`,
+		id, in.Email, in.Name, hash, in.Roles, in.Teams, in.IsAdmin).Scan(&u.CreatedAt)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 		return User{}, ErrEmailTaken
@@ -119,18 +170,31 @@ func createUser(ctx context.Context, db execQuerier, in NewUser) (User, error) {
 
 // ListUsers returns all users ordered by email.
 func (s *Service) ListUsers(ctx context.Context) ([]User, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, email, name, roles, is_admin, created_at
-		FROM tessera.users WHERE disabled_at IS NULL ORDER BY lower(email)`)
+	rows, err := s.pool.Query(ctx, `SELECT `+userColumns+` FROM tessera.users u WHERE u.disabled_at IS NULL ORDER BY lower(u.email)`)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
-	return pgx.CollectRows(rows, scanUser)
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (User, error) { return scanUserRow(row) })
 }
 
-func scanUser(row pgx.CollectableRow) (User, error) {
-	var u User
-	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.Roles, &u.IsAdmin, &u.CreatedAt)
-	return u, err
+// SetPassword replaces a user's password (an admin's reset) and signs them out everywhere.
+func (s *Service) SetPassword(ctx context.Context, id uuid.UUID, password string) error {
+	if len(password) < MinPasswordLength {
+		return &FieldError{Field: "/password", Message: fmt.Sprintf("must be at least %d characters", MinPasswordLength)}
+	}
+	hash, err := argon2id.CreateHash(password, argon2id.DefaultParams)
+	if err != nil {
+		return err
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE tessera.users SET password_hash = $2 WHERE id = $1`, id, hash)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("user %s: %w", id, ErrUserNotFound)
+	}
+	_, err = s.pool.Exec(ctx, `DELETE FROM tessera.sessions WHERE user_id = $1`, id)
+	return err
 }
 
 // Bootstrap creates the first admin when there is no user at all. An empty password

@@ -253,6 +253,9 @@ func (b *binder) cmp(n *cmpNode) (bnode, error) {
 		}
 		return &bCmpFields{a: a, b: c, op: op}, nil
 	case !lok && !rok:
+		if hasParam(n.left, n.right) {
+			return b.foldCmp(n)
+		}
 		return nil, errAt(n.at, "comparison needs a field on at least one side")
 	case rok:
 		// Keep the field on the left so SQL and Eval only handle one shape.
@@ -318,6 +321,9 @@ func (b *binder) in(n *inNode) (bnode, error) {
 		return &bHas{r: r, val: nv.(string)}, nil
 	case *listLit, *paramRef:
 		fr, ok := n.needle.(*fieldRef)
+		if !ok && hasParam(n.needle, list) {
+			return b.foldIn(n)
+		}
 		if !ok {
 			return nil, errAt(n.at, "in needs a field on the left, e.g. status in [\"a\", \"b\"]")
 		}
@@ -390,6 +396,9 @@ func (b *binder) paramList(r ref, p *paramRef, v any) ([]any, error) {
 
 func (b *binder) str(n *strNode) (bnode, error) {
 	fr, ok := n.left.(*fieldRef)
+	if !ok && hasParam(n.left, n.right) {
+		return b.foldStr(n)
+	}
 	if !ok {
 		return nil, errAt(n.at, "%s needs a text field on the left, e.g. name %s \"abc\"", n.op, n.op)
 	}

@@ -48,10 +48,18 @@ type RecordSelect struct {
 	Entity *schema.Entity
 	// Fields limits the returned fields (nil: all live fields). System columns are always returned.
 	Fields []string
-	// Expand names relation fields whose target record is embedded under "_expand".
-	Expand []string
-	// Related resolves the target entity of an expanded relation.
-	Related func(name string) *schema.Entity
+	// Expand embeds related records under "_expand".
+	Expand []Expansion
+}
+
+// Expansion is one relation whose target record is embedded.
+type Expansion struct {
+	Field  string
+	Target *schema.Entity
+	// Fields limits the target's fields (nil: all).
+	Fields []string
+	// Where is an extra predicate over alias x (the reader's row rules); "" for none.
+	Where string
 }
 
 // RecordJSON is the SQL expression (over alias "t") that yields a record as jsonb,
@@ -66,22 +74,24 @@ func (s RecordSelect) RecordJSON() string {
 	}
 	if len(s.Expand) > 0 {
 		var exp []string
-		for _, name := range s.Expand {
-			f := s.Entity.Field(name)
-			target := s.Related(f.Relation.Entity)
-			inner := append(systemJSON("x"), flatFields("x", target)...)
-			exp = append(exp, Literal(name), fmt.Sprintf("(SELECT %s FROM %s x WHERE x.id = t.%s)",
-				jsonObject(inner), Table(target.Name), Ident(name)))
+		for _, x := range s.Expand {
+			inner := append(systemJSON("x"), flatFields("x", x.Target, x.Fields)...)
+			where := ""
+			if x.Where != "" {
+				where = " AND " + x.Where
+			}
+			exp = append(exp, Literal(x.Field), fmt.Sprintf("(SELECT %s FROM %s x WHERE x.id = t.%s AND x.deleted_at IS NULL%s)",
+				jsonObject(inner), Table(x.Target.Name), Ident(x.Field), where))
 		}
 		pairs = append(pairs, "'_expand'", jsonObject(exp))
 	}
 	return jsonObject(pairs)
 }
 
-func flatFields(alias string, e *schema.Entity) []string {
+func flatFields(alias string, e *schema.Entity, only []string) []string {
 	var pairs []string
 	for _, f := range e.LiveFields() {
-		if f.Type != schema.TypeChild {
+		if f.Type != schema.TypeChild && (only == nil || contains(only, f.Name)) {
 			pairs = append(pairs, Literal(f.Name), valueExpr(alias, f))
 		}
 	}
