@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -198,10 +199,25 @@ func (e *Engine) list(ctx context.Context, db querier, actor Actor, entity strin
 		return nil, err
 	}
 	res := &ListResult{Items: []json.RawMessage{}}
+	// The total ignores the cursor: it counts the whole result, not what is left. On the
+	// pool it runs on a second connection while the page is read.
+	type counted struct {
+		n        int64
+		estimate bool
+		err      error
+	}
+	totals := make(chan counted, 1)
 	if withTotal {
-		// The total ignores the cursor: it counts the whole result, not what is left.
-		if res.Total, res.TotalIsEstimate, err = total(ctx, db, c.entity.Name, strings.Join(q.where, " AND "), q.args.Values[:q.whereArgs]); err != nil {
-			return nil, err
+		where, args := strings.Join(q.where, " AND "), q.args.Values[:q.whereArgs]
+		count := func() {
+			var c counted
+			c.n, c.estimate, c.err = total(ctx, db, q.ent.Name, where, args)
+			totals <- c
+		}
+		if db == querier(e.pool) {
+			go count()
+		} else {
+			count()
 		}
 	}
 	if opts.Cursor != "" {
@@ -211,29 +227,70 @@ func (e *Engine) list(ctx context.Context, db querier, actor Actor, entity strin
 		}
 		q.where = append(q.where, cond)
 	}
+	if err := e.readPage(ctx, db, q, opts.Sort, limit, res); err != nil {
+		if withTotal {
+			<-totals
+		}
+		return nil, err
+	}
+	if withTotal {
+		c := <-totals
+		if c.err != nil {
+			return nil, c.err
+		}
+		res.Total, res.TotalIsEstimate = c.n, c.estimate
+	}
+	return res, nil
+}
+
+func (e *Engine) readPage(ctx context.Context, db querier, q *listQuery, sortSpec string, limit int, res *ListResult) error {
 	rows, err := db.Query(ctx, q.sql(limit+1), q.args.Values...)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer rows.Close()
 	var last []*string
 	for rows.Next() {
 		var (
-			rec  json.RawMessage
+			// Raw bytes: PostgreSQL built valid JSON, no need to parse it again.
+			rec  []byte
 			vals []*string
 		)
 		if err := rows.Scan(&rec, &vals); err != nil {
-			return nil, err
+			return err
 		}
 		if len(res.Items) == limit {
-			next := encodeCursor(cursor{Sort: opts.Sort, Values: last})
+			next := encodeCursor(cursor{Sort: sortSpec, Values: last})
 			res.NextCursor = &next
 			break
 		}
 		res.Items = append(res.Items, rec)
 		last = vals
 	}
-	return res, rows.Err()
+	return rows.Err()
+}
+
+// AppendJSON writes the page as JSON without re-encoding the records, which
+// PostgreSQL already rendered.
+func (r *ListResult) AppendJSON(buf []byte) []byte {
+	buf = append(buf, `{"items":[`...)
+	for i, it := range r.Items {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, it...)
+	}
+	buf = append(buf, `],"next_cursor":`...)
+	if r.NextCursor == nil {
+		buf = append(buf, "null"...)
+	} else {
+		buf = strconv.AppendQuote(buf, *r.NextCursor)
+	}
+	buf = append(buf, `,"total":`...)
+	buf = strconv.AppendInt(buf, r.Total, 10)
+	buf = append(buf, `,"total_is_estimate":`...)
+	buf = strconv.AppendBool(buf, r.TotalIsEstimate)
+	return append(buf, '}')
 }
 
 func filterError(err error) error {

@@ -172,7 +172,8 @@ func (h *recordHandlers) list(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(res)
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(res.AppendJSON(make([]byte, 0, 4096)))
 }
 
 func splitList(s string) []string {
