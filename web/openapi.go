@@ -549,6 +549,22 @@ func addFixedPaths(paths obj) {
 			}, 400, 401, 403, 409, 413, 422),
 		},
 	}
+	paths["/reports/query"] = obj{"post": obj{
+		"tags": []any{"meta"}, "operationId": "reports.query", "summary": "Aggregate records",
+		"description": "Group by fields (dates by day, week, month, quarter or year) and measure count, sum, avg, min, max; " +
+			"row rules apply and hidden fields cannot be used. Decimals are exact strings.",
+		"requestBody": jsonBody(obj{"type": "object", "required": []any{"entity", "measures"}, "properties": obj{
+			"entity": obj{"type": "string"}, "filter": obj{"type": "string"}, "sort": obj{"type": "string"}, "limit": obj{"type": "integer"},
+			"groupBy":  obj{"type": "array", "items": obj{"type": "object", "properties": obj{"field": obj{"type": "string"}, "bucket": obj{"enum": []any{"day", "week", "month", "quarter", "year"}}}}},
+			"measures": obj{"type": "array", "items": obj{"type": "object", "properties": obj{"op": obj{"enum": []any{"count", "sum", "avg", "min", "max"}}, "field": obj{"type": "string"}, "as": obj{"type": "string"}}}},
+		}}, "The report."),
+		"responses": responses(obj{"200": okJSON("One item per group.", obj{"type": "object", "properties": obj{"items": obj{"type": "array", "items": obj{"type": "object"}}}})}, 400, 401, 403, 404),
+	}}
+	paths["/imports/{job}"] = obj{"get": obj{
+		"tags": []any{"meta"}, "operationId": "imports.get", "summary": "Progress and report of an import",
+		"parameters": []any{obj{"name": "job", "in": "path", "required": true, "schema": uuidSchema("The job id given to import.")}},
+		"responses":  responses(obj{"200": okJSON("The job.", obj{"type": "object"})}, 401, 404),
+	}}
 	paths["/openapi.json"] = obj{"get": obj{
 		"tags": []any{"meta"}, "operationId": "meta.openapi", "summary": "This OpenAPI document",
 		"responses": responses(obj{"200": okJSON("The document.", obj{"type": "object"})}, 401),
@@ -914,4 +930,33 @@ func (d *entityDoc) addPaths(paths obj) {
 			"responses":   responses(obj{"200": okJSON("The changes.", schemaRef("HistoryList"))}, 401, 403, 404),
 		},
 	}
+	paths[base+"/import"] = obj{"post": obj{
+		"tags": tags, "operationId": d.base + ".import", "summary": d.label + ": import CSV or NDJSON",
+		"description": "Streams the body, validates every row like a create, upserts good rows by key (idempotent) " +
+			"and reports rejected rows by line. Empty cells never erase stored values.",
+		"parameters": []any{
+			obj{"name": "key", "in": "query", "required": true, "description": "\"id\" or a unique field to match rows on.", "schema": obj{"type": "string"}},
+			obj{"name": "format", "in": "query", "description": "csv (header row of field names) or ndjson; default from Content-Type.", "schema": obj{"enum": []any{"csv", "ndjson"}}},
+			obj{"name": "job", "in": "query", "description": "A UUID chosen by the client to poll GET /imports/{job} for progress.", "schema": uuidSchema("Job id.")},
+		},
+		"requestBody": obj{"required": true, "content": obj{
+			"text/csv":             obj{"schema": obj{"type": "string"}},
+			"application/x-ndjson": obj{"schema": obj{"type": "string"}},
+		}},
+		"responses": responses(obj{"200": okJSON("The import report.", obj{"type": "object", "properties": obj{
+			"job": uuidSchema("The import job."), "rows": obj{"type": "integer"}, "inserted": obj{"type": "integer"},
+			"updated": obj{"type": "integer"}, "unchanged": obj{"type": "integer"}, "rejected": obj{"type": "integer"},
+			"errors": obj{"type": "array", "items": obj{"type": "object", "properties": obj{"line": obj{"type": "integer"},
+				"problems": obj{"type": "array", "items": obj{"type": "object"}}}}}}})}, 400, 401, 403, 404, 422),
+	}}
+	paths[base+"/export"] = obj{"get": obj{
+		"tags": tags, "operationId": d.base + ".export", "summary": d.label + ": export CSV or XLSX",
+		"description": "Streams every record matching the filter; hidden fields are left out.",
+		"parameters": []any{paramRef("Filter"), paramRef("Sort"), paramRef("Q"), fieldsParam,
+			obj{"name": "format", "in": "query", "schema": obj{"enum": []any{"csv", "xlsx"}, "default": "csv"}}},
+		"responses": responses(obj{"200": obj{"description": "The file.", "content": obj{
+			"text/csv": obj{"schema": obj{"type": "string"}},
+			"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": obj{"schema": obj{"type": "string", "contentEncoding": "binary"}},
+		}}}, 400, 401, 403, 404),
+	}}
 }

@@ -62,7 +62,7 @@ func Start(opts Options) (*Server, error) {
 		}
 	}
 	if opts.LogLevel == "" {
-		opts.LogLevel = "warn"
+		opts.LogLevel = "error"
 	}
 	if err := os.MkdirAll(filepath.Dir(opts.DBPath), 0o755); err != nil {
 		return nil, fmt.Errorf("temporal data dir: %w", err)
