@@ -247,17 +247,41 @@ func explain(ctx context.Context, e *env, sql string, args ...any) (string, erro
 	return plan.String(), nil
 }
 
-// loadDeals fills data.bench_deal by COPY, with the secondary indexes dropped during
-// the load and rebuilt after it (as any bulk load does), then VACUUM ANALYZE.
+// loadDeals fills data.bench_deal by COPY (50 owners), with the secondary indexes
+// dropped during the load and rebuilt after it (as any bulk load does), then VACUUM
+// ANALYZE.
 func (e *env) loadDeals(ctx context.Context, n int) (time.Duration, error) {
+	owners := make([][16]byte, 50)
+	for i := range owners {
+		owners[i] = uuid.New()
+	}
+	return e.copyDeals(ctx, dealLoad{entity: "bench_deal", rows: n,
+		owner: func(_ int, rng *rand.Rand) [16]byte { return owners[rng.IntN(len(owners))] }})
+}
+
+// dealLoad is a COPY load of a table shaped like bench_deal.
+type dealLoad struct {
+	entity string
+	rows   int
+	// owner is the owner of row i; it draws from rng after the row's other values.
+	owner func(i int, rng *rand.Rand) [16]byte
+	// team, when set, fills the entity's team column too (after the owner).
+	team func(i int, rng *rand.Rand) string
+}
+
+// copyDeals fills a deal-shaped table by COPY, with the secondary indexes dropped during
+// the load and rebuilt after it, then VACUUM ANALYZE.
+func (e *env) copyDeals(ctx context.Context, l dealLoad) (time.Duration, error) {
 	start := time.Now()
+	n := l.rows
+	table := pgx.Identifier{"data", l.entity}
 	conn, err := e.baselinePool.Acquire(ctx)
 	if err != nil {
 		return 0, err
 	}
 	defer conn.Release()
 	rows, err := conn.Query(ctx, `SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
-		FROM pg_index i WHERE i.indrelid = 'data.bench_deal'::regclass AND NOT i.indisprimary`)
+		FROM pg_index i WHERE i.indrelid = $1::regclass AND NOT i.indisprimary`, table.Sanitize())
 	if err != nil {
 		return 0, err
 	}
@@ -277,10 +301,6 @@ func (e *env) loadDeals(ctx context.Context, n int) (time.Duration, error) {
 	}
 
 	rng := rand.New(rand.NewPCG(1, 2))
-	owners := make([][16]byte, 50)
-	for i := range owners {
-		owners[i] = uuid.New()
-	}
 	span := 3 * 365 * 24 * time.Hour
 	first := time.Now().Add(-span).Truncate(time.Millisecond)
 	step := span / time.Duration(n)
@@ -305,12 +325,20 @@ func (e *env) loadDeals(ctx context.Context, n int) (time.Duration, error) {
 		cents := int64(math.Exp(lo + rng.Float64()*(hi-lo)))
 		closeDate := created.AddDate(0, 0, rng.IntN(120)).Truncate(24 * time.Hour)
 		title := words[rng.IntN(len(words))] + " " + products[rng.IntN(len(products))] + fmt.Sprintf(" #%d", i)
+		id := uuidV7(created, rng)
+		row := []any{id, int32(1), created, created, title, status,
+			pgtype.Numeric{Int: big.NewInt(cents), Exp: -2, Valid: true}, l.owner(i, rng), closeDate}
+		if l.team != nil {
+			row = append(row, l.team(i, rng))
+		}
 		i++
-		return []any{uuidV7(created, rng), int32(1), created, created, title, status,
-			pgtype.Numeric{Int: big.NewInt(cents), Exp: -2, Valid: true}, owners[rng.IntN(len(owners))], closeDate}, nil
+		return row, nil
 	})
-	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"data", "bench_deal"},
-		[]string{"id", "version", "created_at", "updated_at", "title", "status", "amount", "owner", "close_date"}, src); err != nil {
+	cols := []string{"id", "version", "created_at", "updated_at", "title", "status", "amount", "owner", "close_date"}
+	if l.team != nil {
+		cols = append(cols, "team")
+	}
+	if _, err := conn.CopyFrom(ctx, table, cols, src); err != nil {
 		return 0, err
 	}
 	if _, err := conn.Exec(ctx, "SET maintenance_work_mem = '256MB'"); err != nil {
@@ -324,7 +352,7 @@ func (e *env) loadDeals(ctx context.Context, n int) (time.Duration, error) {
 	if _, err := conn.Exec(ctx, "RESET maintenance_work_mem"); err != nil {
 		return 0, err
 	}
-	if _, err := conn.Exec(ctx, "VACUUM (ANALYZE) data.bench_deal"); err != nil {
+	if _, err := conn.Exec(ctx, "VACUUM (ANALYZE) "+table.Sanitize()); err != nil {
 		return 0, err
 	}
 	return time.Since(start), nil

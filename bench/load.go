@@ -44,6 +44,7 @@ type result struct {
 	Latency  []time.Duration // sorted, successful requests only
 	Units    float64         // work done (rows for import); Requests when zero
 	Cost     cost
+	Warmup   int // requests sent during the warm-up before the measured run
 }
 
 // cost is what a run consumed, for the "what limits it" notes.
@@ -74,6 +75,18 @@ func (r result) Percentile(q float64) time.Duration {
 	return percentile(r.Latency, q)
 }
 
+// Mean is the mean time of the successful requests.
+func (r result) Mean() time.Duration {
+	if len(r.Latency) == 0 {
+		return 0
+	}
+	var sum time.Duration
+	for _, d := range r.Latency {
+		sum += d
+	}
+	return sum / time.Duration(len(r.Latency))
+}
+
 func percentile(sorted []time.Duration, q float64) time.Duration {
 	if len(sorted) == 0 {
 		return 0
@@ -99,12 +112,17 @@ func (e *env) load(ctx context.Context, s side, clients int, warmup, duration ti
 	tr := &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients, DisableCompression: true, IdleConnTimeout: time.Minute}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	warm := 0
 	if warmup > 0 {
-		if _, err := e.drive(ctx, client, s, clients, warmup, next, want); err != nil {
+		w, err := e.drive(ctx, client, s, clients, warmup, next, want)
+		if err != nil {
 			return result{}, err
 		}
+		warm = w.Requests + w.Errors
 	}
-	return e.drive(ctx, client, s, clients, duration, next, want)
+	r, err := e.drive(ctx, client, s, clients, duration, next, want)
+	r.Warmup = warm
+	return r, err
 }
 
 func (e *env) drive(ctx context.Context, client *http.Client, s side, clients int, duration time.Duration, next requestFunc, want int) (result, error) {
@@ -134,7 +152,9 @@ func (e *env) drive(ctx context.Context, client *http.Client, s side, clients in
 					}
 					continue
 				}
-				if s == tesseraSide {
+				// Every side but the baseline is a Tessera server; a request that brings
+				// its own credentials (another user's) keeps them.
+				if s != baselineSide && req.Header.Get("Authorization") == "" {
 					req.Header.Set("Authorization", "Bearer "+e.token)
 				}
 				t0 := time.Now()
@@ -182,14 +202,15 @@ func (e *env) drive(ctx context.Context, client *http.Client, s side, clients in
 	return r, ctx.Err()
 }
 
-// sample reads the CPU clocks and the statement counter of a side.
+// sample reads the CPU clocks and the statement counter of a side (every side but the
+// baseline is served from Tessera's pool).
 func (e *env) sample(s side) cost {
 	c := cost{GoCPU: selfCPU(), PGCPU: postgresCPU(e.pgPID)}
-	pool := e.baselinePool
-	c.Stmts = e.baselineStmts.n.Load()
-	if s == tesseraSide {
-		pool = e.tesseraPool
-		c.Stmts = e.tesseraStmts.n.Load()
+	pool := e.tesseraPool
+	c.Stmts = e.tesseraStmts.n.Load()
+	if s == baselineSide {
+		pool = e.baselinePool
+		c.Stmts = e.baselineStmts.n.Load()
 	}
 	c.MachineBusy, c.MachineTotal = machineCPU()
 	st := pool.Stat()
@@ -345,8 +366,10 @@ func (e *env) profile(name string) (func(), error) {
 		progress("CPU profile of the Tessera side: " + path)
 		if e.profiles == nil {
 			e.profiles = map[string]string{}
+			e.profilePaths = map[string]string{}
 		}
 		e.profiles[name] = profileSummary(path)
+		e.profilePaths[name] = path
 	}, nil
 }
 
@@ -359,7 +382,12 @@ const profileShow = `tessera/tessera/(web|engine)|santhosh-tekuri/jsonschema/v6\
 // profileSummary is the cumulative top of a profile, limited to profileShow, from
 // `go tool pprof` ("" when the go command is not at hand).
 func profileSummary(path string) string {
-	out, err := exec.Command("go", "tool", "pprof", "-top", "-cum", "-nodecount=18", "-show="+profileShow, path).Output()
+	return profileTop(path, profileShow, 18)
+}
+
+// profileTop is the cumulative top n of a profile, limited to the frames matching show.
+func profileTop(path, show string, n int) string {
+	out, err := exec.Command("go", "tool", "pprof", "-top", "-cum", fmt.Sprintf("-nodecount=%d", n), "-show="+show, path).Output()
 	if err != nil {
 		return ""
 	}
@@ -462,4 +490,103 @@ func met(ok bool) string {
 		return "met"
 	}
 	return "NOT met"
+}
+
+// profileFrame is one function's cumulative CPU time in a profile.
+type profileFrame struct {
+	Name string
+	Cum  time.Duration
+}
+
+// profileCum is the cumulative CPU time of the frames of a profile matching show, most
+// first (nil when the go command is not at hand).
+func profileCum(path, show string) []profileFrame {
+	out, err := exec.Command("go", "tool", "pprof", "-top", "-cum", "-nodecount=40", "-show="+show, path).Output()
+	if err != nil {
+		return nil
+	}
+	var frames []profileFrame
+	table := false
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) > 0 && f[0] == "flat":
+			table = true
+		case table && len(f) >= 6:
+			d, err := time.ParseDuration(f[3])
+			if err != nil {
+				continue
+			}
+			frames = append(frames, profileFrame{Name: strings.Join(f[5:], " "), Cum: d})
+		}
+	}
+	return frames
+}
+
+// perRequestCPU renders, for the profiled run of each name (see keepProfiled), the CPU
+// time per request of the frames matching show: frame rows, one column per run.
+func (e *env) perRequestCPU(names []string, show string, shorten func(string) string) [][]string {
+	header := []string{"CPU per request in (cumulative)"}
+	cum := map[string][]time.Duration{}
+	var order []string
+	for col, name := range names {
+		path, r := e.profilePaths[name], e.profiledRuns[name]
+		if path == "" {
+			return nil
+		}
+		header = append(header, string(r.Side))
+		for _, f := range profileCum(path, show) {
+			key := shorten(f.Name)
+			if _, ok := cum[key]; !ok {
+				cum[key] = make([]time.Duration, len(names))
+				order = append(order, key)
+			}
+			// The profile covers the warm-up too: divide by all its requests.
+			cum[key][col] += f.Cum / time.Duration(max(r.Requests+r.Errors+r.Warmup, 1))
+		}
+	}
+	rows := [][]string{header}
+	for _, key := range order {
+		row := []string{"`" + key + "`"}
+		for _, d := range cum[key] {
+			if d == 0 {
+				row = append(row, "–")
+			} else {
+				row = append(row, usec(d))
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+// usec renders a short duration in microseconds (milliseconds from 10 ms).
+func usec(d time.Duration) string {
+	if d >= 10*time.Millisecond {
+		return ms(d)
+	}
+	return fmt.Sprintf("%.0f µs", float64(d)/1e3)
+}
+
+// keepProfiled remembers the run a profile was taken of (its requests, warm-up included,
+// are what the profile's times are divided by).
+func (e *env) keepProfiled(name string, r result) {
+	if e.profiledRuns == nil {
+		e.profiledRuns = map[string]result{}
+	}
+	e.profiledRuns[name] = r
+}
+
+// frameCPU is the CPU per request (warm-up included) a profiled run spent in the first
+// frame matching show; -1 when not profiled.
+func (e *env) frameCPU(name, show string) time.Duration {
+	path, r := e.profilePaths[name], e.profiledRuns[name]
+	if path == "" {
+		return -1
+	}
+	frames := profileCum(path, show)
+	if len(frames) == 0 {
+		return 0
+	}
+	return frames[0].Cum / time.Duration(max(r.Requests+r.Errors+r.Warmup, 1))
 }

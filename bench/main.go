@@ -4,14 +4,18 @@
 //   - create: a validated POST of one record (with its history and outbox rows) vs a plain
 //     INSERT of the same row from a net/http + pgx handler;
 //   - list: a filtered, sorted page over a million rows vs the same SELECT;
-//   - import: a CSV import through the API vs COPY of the same file.
+//   - import: a CSV import through the API vs COPY of the same file;
+//   - hooks: the same create with no hook, a Go hook, a pooled goja script hook and the
+//     script on a fresh runtime per call (Tessera against itself: the ratios are the point);
+//   - rowrule: a list by a user whose role has a row rule vs an admin filtering explicitly
+//     to the same rows of a million-row table.
 //
 // Both sides use the same database: a fresh one on BENCH_DATABASE_URL's server when that
 // is set (a postgres:// URL; the database is dropped at the end), otherwise a private
 // cluster started from the machine's PostgreSQL binaries in a temporary directory.
 //
-//	go run ./bench [-only create,list,import] [-duration 10s] [-rounds 2] [-rows 1000000]
-//	               [-import-rows 100000] [-out bench/RESULTS.md] [-cpuprofile prefix]
+//	go run ./bench [-only create,list,import,hooks,rowrule] [-duration 10s] [-rounds 2]
+//	               [-rows 1000000] [-import-rows 100000] [-out bench/RESULTS.md] [-cpuprofile prefix]
 package main
 
 import (
@@ -31,6 +35,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,17 +85,30 @@ type env struct {
 	tesseraStmts  *stmtCounter
 	baselineStmts *stmtCounter
 
-	tessera  string // base URL of the Tessera HTTP server
-	baseline string // base URL of the baseline HTTP server
-	token    string // bearer token of the bench admin
+	tessera  string   // base URL of the Tessera HTTP server
+	baseline string   // base URL of the baseline HTTP server
+	token    string   // bearer token of the bench admin
+	servers  []string // base URLs (with a slash) of every Tessera server, for setup requests
+
+	// What the Tessera server is built from, so a benchmark can register Go hooks or
+	// serve a second engine on the same pool.
+	engine *engine.Engine
+	users  *auth.Service
+	log    *slog.Logger
 
 	accounts []string // ids of the account records orders refer to
 
-	profiles map[string]string // CPU profile summaries by run name
+	profiles     map[string]string // CPU profile summaries by run name
+	profilePaths map[string]string // CPU profile files by run name
+	profiledRuns map[string]result // the runs profiled, by run name
 }
+
+// benchmarks are the benchmarks there are, in the order they run and are written.
+var benchmarks = []string{"create", "list", "import", "hooks", "rowrule"}
 
 // section is one benchmark's outcome, printed to stdout and written to the Markdown file.
 type section struct {
+	Name    string // the benchmark's name, as -only takes it
 	Title   string
 	Intro   string
 	Summary []string   // one line per headline result, e.g. "create c=8: tessera … ratio …"
@@ -101,24 +119,25 @@ type section struct {
 
 func main() {
 	var cfg config
-	only := flag.String("only", "create,list,import", "benchmarks to run, comma-separated")
+	only := flag.String("only", strings.Join(benchmarks, ","), "benchmarks to run, comma-separated")
 	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured time of each create and list run")
 	flag.IntVar(&cfg.rounds, "rounds", 2, "runs of each side, alternating baseline and Tessera; the best is reported")
 	flag.IntVar(&cfg.rows, "rows", 1_000_000, "rows in the list benchmark's table")
 	flag.IntVar(&cfg.importRows, "import-rows", 100_000, "rows in the import benchmark's CSV")
 	flag.IntVar(&cfg.poolMax, "pool-max-conns", 0, "max connections of each side's pool (0: as tessera serve sizes its pool)")
-	flag.StringVar(&cfg.out, "out", "", "also write the results as Markdown to this file (e.g. bench/RESULTS.md)")
+	flag.StringVar(&cfg.out, "out", "", "also write the results as Markdown to this file (e.g. bench/RESULTS.md); when it holds "+
+		"sections of benchmarks not run now, they are kept and the new sections replace or join them")
 	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the last Tessera run of each benchmark to PREFIX.<run>.pprof")
 	flag.Parse()
 	cfg.only = map[string]bool{}
 	for _, name := range strings.Split(*only, ",") {
 		name = strings.TrimSpace(name)
-		switch name {
-		case "create", "list", "import":
+		switch {
+		case slices.Contains(benchmarks, name):
 			cfg.only[name] = true
-		case "":
+		case name == "":
 		default:
-			fmt.Fprintf(os.Stderr, "bench: unknown benchmark %q (want create, list, import)\n", name)
+			fmt.Fprintf(os.Stderr, "bench: unknown benchmark %q (want %s)\n", name, strings.Join(benchmarks, ", "))
 			os.Exit(2)
 		}
 	}
@@ -175,7 +194,7 @@ func run(ctx context.Context, cfg config) error {
 	for _, b := range []struct {
 		name string
 		run  func(context.Context) (section, error)
-	}{{"create", e.benchCreate}, {"list", e.benchList}, {"import", e.benchImport}} {
+	}{{"create", e.benchCreate}, {"list", e.benchList}, {"import", e.benchImport}, {"hooks", e.benchHooks}, {"rowrule", e.benchRowRule}} {
 		if !cfg.only[b.name] {
 			continue
 		}
@@ -183,6 +202,7 @@ func run(ctx context.Context, cfg config) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", b.name, err)
 		}
+		s.Name = b.name
 		printSection(os.Stdout, s)
 		sections = append(sections, s)
 	}
@@ -301,19 +321,18 @@ func (e *env) startTessera(ctx context.Context) (func(), error) {
 		return nil, err
 	}
 	eng := engine.New(pool, log)
+	e.engine, e.users, e.log = eng, users, log
 	listenCtx, stopListen := context.WithCancel(context.Background())
 	go eng.Listen(listenCtx)
-	app := web.New(web.Deps{Pool: pool, Auth: users, Engine: eng, Logger: log, Registry: prometheus.NewRegistry()})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	base, stopApp, err := e.serve(eng)
 	if err != nil {
 		stopListen()
 		pool.Close()
 		return nil, err
 	}
-	go func() { _ = app.Listener(ln) }()
-	e.tessera = "http://" + ln.Addr().String()
+	e.tessera = base
 	stop := func() {
-		_ = app.ShutdownWithTimeout(10 * time.Second)
+		stopApp()
 		stopListen()
 		pool.Close()
 	}
@@ -327,6 +346,20 @@ func (e *env) startTessera(ctx context.Context) (func(), error) {
 	}
 	e.token = out.Token
 	return stop, nil
+}
+
+// serve runs Tessera's HTTP stack over an engine on Tessera's pool, on a loopback port,
+// and returns its base URL.
+func (e *env) serve(eng *engine.Engine) (string, func(), error) {
+	app := web.New(web.Deps{Pool: e.tesseraPool, Auth: e.users, Engine: eng, Logger: e.log, Registry: prometheus.NewRegistry()})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	go func() { _ = app.Listener(ln) }()
+	base := "http://" + ln.Addr().String()
+	e.servers = append(e.servers, base+"/")
+	return base, func() { _ = app.ShutdownWithTimeout(10 * time.Second) }, nil
 }
 
 func (e *env) startBaseline(ctx context.Context) (func(), error) {
@@ -361,10 +394,11 @@ func (e *env) call(ctx context.Context, method, target string, body []byte, cont
 	return e.do(req, want, out)
 }
 
-// do sends a request, adding the bearer token for Tessera, checks the status and
-// decodes the JSON answer into out (when not nil).
+// do sends a request, adding the bearer token for Tessera (unless it has credentials of
+// its own), checks the status and decodes the JSON answer into out (when not nil).
 func (e *env) do(req *http.Request, want int, out any) error {
-	if e.token != "" && strings.HasPrefix(req.URL.String(), e.tessera) {
+	isTessera := slices.ContainsFunc(e.servers, func(base string) bool { return strings.HasPrefix(req.URL.String(), base) })
+	if e.token != "" && isTessera && req.Header.Get("Authorization") == "" {
 		req.Header.Set("Authorization", "Bearer "+e.token)
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -603,51 +637,182 @@ func markdownTable(b *strings.Builder, rows [][]string) {
 }
 
 func writeMarkdown(path string, m machine, sections []section, started time.Time) error {
-	var b strings.Builder
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	var out string
+	if preamble, kept := splitMarkdown(string(old)); err == nil && keepsOthers(kept, sections) {
+		out = mergeMarkdown(preamble, kept, sections, runLine(m, started))
+	} else {
+		var b strings.Builder
+		writeHeader(&b, m, started)
+		for _, s := range sections {
+			writeSection(&b, s, "")
+		}
+		out = b.String()
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	return os.WriteFile(path, []byte(out), 0o644)
+}
+
+// writeHeader describes the run of every section written without a run line of its own.
+func writeHeader(b *strings.Builder, m machine, started time.Time) {
 	b.WriteString("# Tessera benchmarks\n\n")
 	b.WriteString("Tessera and a baseline run side by side on the same machine in one run; the ratio is what\n")
 	b.WriteString("matters (absolute numbers move with the machine and whatever else it is doing). Written by\n")
 	b.WriteString("`go run ./bench`; rerun it to refresh this file.\n\n")
-	fmt.Fprintf(&b, "- **Date:** %s\n", started.UTC().Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(&b, "- **Command:** `%s`\n", commandLine())
-	fmt.Fprintf(&b, "- **Code:** %s\n", m.Code)
-	fmt.Fprintf(&b, "- **Machine:** %d CPUs (nproc), %s, %s RAM\n", m.CPUs, m.CPUModel, m.RAM)
-	fmt.Fprintf(&b, "- **Go:** %s; **PostgreSQL:** %s (%s; %s)\n", m.Go, m.Postgres, m.Database, m.PGSettings)
-	origin := "sized as `tessera serve` sizes its pool"
-	if m.PoolSet {
-		origin = "set with -pool-max-conns"
-	}
-	fmt.Fprintf(&b, "- **Pools:** each side has its own pgxpool with max %d connections (%s); while idle, Tessera's has %d "+
-		"of them checked out (`engine.Listen` holds one for LISTEN), so its requests share the rest\n", m.PoolConns, origin, m.ListenConns)
+	fmt.Fprintf(b, "- **Date:** %s\n", started.UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(b, "- **Command:** `%s`\n", commandLine())
+	fmt.Fprintf(b, "- **Code:** %s\n", m.Code)
+	fmt.Fprintf(b, "- **Machine:** %d CPUs (nproc), %s, %s RAM\n", m.CPUs, m.CPUModel, m.RAM)
+	fmt.Fprintf(b, "- **Go:** %s; **PostgreSQL:** %s (%s; %s)\n", m.Go, m.Postgres, m.Database, m.PGSettings)
+	fmt.Fprintf(b, "- **Pools:** %s\n", poolText(m))
 	b.WriteString("- **Load:** a Go HTTP client in the same process (keep-alive, one connection per client) drives both\n")
 	b.WriteString("  servers over loopback TCP; latency is measured per request, client side. Each side runs\n")
 	b.WriteString("  alternately (baseline, Tessera, baseline, Tessera, …) and the best run of each is reported.\n")
 	b.WriteString("  \"Go CPU/op\" is the bench process's CPU time per request (server *and* load generator);\n")
 	b.WriteString("  \"PG CPU/op\" is the CPU time of the PostgreSQL server processes (private cluster only).\n\n")
+}
+
+func poolText(m machine) string {
+	origin := "sized as `tessera serve` sizes its pool"
+	if m.PoolSet {
+		origin = "set with -pool-max-conns"
+	}
+	return fmt.Sprintf("each side has its own pgxpool with max %d connections (%s); while idle, Tessera's has %d "+
+		"of them checked out (`engine.Listen` holds one for LISTEN), so its requests share the rest", m.PoolConns, origin, m.ListenConns)
+}
+
+// runLine describes this run under a section merged into a file that describes another.
+func runLine(m machine, started time.Time) string {
+	return fmt.Sprintf("**Run:** %s; command `%s`; %s; %d CPUs (nproc), %s, %s RAM; Go %s; PostgreSQL %s (%s; %s). "+
+		"Pools: %s. Load as described at the top of this file.",
+		started.UTC().Format("2006-01-02 15:04 MST"), commandLine(), m.Code, m.CPUs, m.CPUModel, m.RAM, m.Go, m.Postgres,
+		m.Database, m.PGSettings, poolText(m))
+}
+
+func writeSection(b *strings.Builder, s section, run string) {
+	fmt.Fprintf(b, "## %s\n\n", s.Title)
+	if run != "" {
+		b.WriteString(run + "\n\n")
+	}
+	if s.Intro != "" {
+		b.WriteString(s.Intro + "\n\n")
+	}
+	markdownTable(b, s.Table)
+	if len(s.Summary) > 0 {
+		b.WriteString("\n```\n" + strings.Join(s.Summary, "\n") + "\n```\n")
+	}
+	if len(s.Detail) > 1 {
+		b.WriteString("\n<details><summary>Every run</summary>\n\n")
+		markdownTable(b, s.Detail)
+		b.WriteString("\n</details>\n")
+	}
+	if len(s.Notes) > 0 {
+		b.WriteString("\n**What limits it.** ")
+		b.WriteString(strings.Join(s.Notes, "\n\n") + "\n")
+	}
+	b.WriteString("\n")
+}
+
+// markdownSection is one "## name: …" section of an existing results file.
+type markdownSection struct {
+	name, text string
+}
+
+// splitMarkdown cuts a results file into what precedes the first section and its
+// sections, each named by its title up to the colon.
+func splitMarkdown(doc string) (preamble string, sections []markdownSection) {
+	lines := strings.SplitAfter(doc, "\n")
+	i := 0
+	for ; i < len(lines) && !strings.HasPrefix(lines[i], "## "); i++ {
+		preamble += lines[i]
+	}
+	for i < len(lines) {
+		title := strings.TrimPrefix(lines[i], "## ")
+		name, _, _ := strings.Cut(title, ":")
+		sec := markdownSection{name: strings.TrimSpace(name), text: lines[i]}
+		for i++; i < len(lines) && !strings.HasPrefix(lines[i], "## "); i++ {
+			sec.text += lines[i]
+		}
+		sections = append(sections, sec)
+	}
+	return preamble, sections
+}
+
+// keepsOthers tells whether a results file has sections of benchmarks this run did
+// not run, which a merge keeps.
+func keepsOthers(kept []markdownSection, sections []section) bool {
+	for _, k := range kept {
+		if !slices.ContainsFunc(sections, func(s section) bool { return s.Name == k.name }) {
+			return true
+		}
+	}
+	return false
+}
+
+// separateMarker starts the header line naming the sections measured in other runs.
+const separateMarker = "- **Measured separately:**"
+
+// mergeMarkdown replaces the sections of the benchmarks run now and adds the new ones
+// (in the order benchmarks run), each with this run's description, and keeps the rest.
+// The header keeps describing the run of the sections without a run line of their own.
+func mergeMarkdown(preamble string, kept []markdownSection, sections []section, run string) string {
+	fresh := map[string]string{}
 	for _, s := range sections {
-		fmt.Fprintf(&b, "## %s\n\n", s.Title)
-		if s.Intro != "" {
-			b.WriteString(s.Intro + "\n\n")
-		}
-		markdownTable(&b, s.Table)
-		if len(s.Summary) > 0 {
-			b.WriteString("\n```\n" + strings.Join(s.Summary, "\n") + "\n```\n")
-		}
-		if len(s.Detail) > 1 {
-			b.WriteString("\n<details><summary>Every run</summary>\n\n")
-			markdownTable(&b, s.Detail)
-			b.WriteString("\n</details>\n")
-		}
-		if len(s.Notes) > 0 {
-			b.WriteString("\n**What limits it.** ")
-			b.WriteString(strings.Join(s.Notes, "\n\n") + "\n")
-		}
-		b.WriteString("\n")
+		var b strings.Builder
+		writeSection(&b, s, run)
+		fresh[s.Name] = b.String()
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-		return err
+	var all []markdownSection
+	for _, k := range kept {
+		if text, ok := fresh[k.name]; ok {
+			k.text = text
+			delete(fresh, k.name)
+		}
+		all = append(all, k)
 	}
-	return os.WriteFile(path, []byte(b.String()), 0o644)
+	for _, name := range benchmarks {
+		if text, ok := fresh[name]; ok {
+			all = append(all, markdownSection{name: name, text: text})
+		}
+	}
+	var separate []string
+	for _, s := range all {
+		if strings.Contains(s.text, "\n**Run:** ") {
+			separate = append(separate, s.name)
+		}
+	}
+	note := fmt.Sprintf("%s %s: each of these sections starts with a **Run** line describing the run it comes from "+
+		"(merged into this file by `-out`, which keeps the sections of benchmarks a run did not run); the lines above "+
+		"describe the run of the other sections.\n", separateMarker, strings.Join(separate, ", "))
+	var head []string
+	placed := false
+	for _, line := range strings.SplitAfter(preamble, "\n") {
+		if strings.HasPrefix(line, separateMarker) {
+			line, placed = note, true
+		}
+		head = append(head, line)
+	}
+	if !placed {
+		// After the header's list: its last line starting with "- " or continuing one.
+		at := len(head)
+		for i, line := range head {
+			if strings.HasPrefix(line, "- ") || (strings.HasPrefix(line, "  ") && i > 0) {
+				at = i + 1
+			}
+		}
+		head = slices.Insert(head, at, note)
+	}
+	var b strings.Builder
+	b.WriteString(strings.Join(head, ""))
+	for _, s := range all {
+		b.WriteString(s.text)
+	}
+	return b.String()
 }
 
 // commandLine is how this run was started, as a user would type it.
