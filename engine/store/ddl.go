@@ -111,11 +111,14 @@ func indexSQL(table string, fields []string, unique bool) string {
 			cols[i] = Ident(f)
 		}
 	}
-	kind := "INDEX"
 	if unique {
-		kind = "UNIQUE INDEX"
+		// Unique over every row: a soft-deleted record keeps its value, so restoring it
+		// can never collide, and imports can match on the column (ON CONFLICT).
+		return fmt.Sprintf("CREATE UNIQUE INDEX %s ON %s (%s)", Ident(IndexName(table, fields, true)), Table(table), strings.Join(cols, ", "))
 	}
-	return fmt.Sprintf("CREATE %s %s ON %s (%s)", kind, Ident(IndexName(table, fields, unique)), Table(table), strings.Join(cols, ", "))
+	// Reads only ever look at live rows: a partial index is smaller, and lets a count
+	// of live rows be answered from the index alone.
+	return fmt.Sprintf("CREATE INDEX %s ON %s (%s) WHERE deleted_at IS NULL", Ident(IndexName(table, fields, false)), Table(table), strings.Join(cols, ", "))
 }
 
 // wantedIndexes are every index an entity's definition asks for, keyed by name.
