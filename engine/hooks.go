@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/tessera/tessera/engine/schema"
 	"github.com/tessera/tessera/engine/script"
@@ -98,7 +99,11 @@ func (e *Engine) hook(ctx context.Context, t *txn, c *compiled, hook string, rec
 	if name == "" {
 		return rec, nil
 	}
-	s, err := e.script(ctx, t.tx, name)
+	var db querier = e.pool
+	if t.tx != nil {
+		db = t.tx
+	}
+	s, err := e.script(ctx, db, name)
 	if err != nil {
 		return nil, fmt.Errorf("%s hook of %s: %w", hook, c.entity.Name, err)
 	}
@@ -210,7 +215,11 @@ func (d *scriptDB) Get(entity, id string) (map[string]any, error) {
 	if err != nil {
 		return nil, nil
 	}
-	rec, err := asMap(d.e.get(d.ctx, d.t.tx, d.t.actor, entity, uid, GetOptions{}))
+	tx, err := d.tx()
+	if err != nil {
+		return nil, err
+	}
+	rec, err := asMap(d.e.get(d.ctx, tx, d.t.actor, entity, uid, GetOptions{}))
 	if errors.Is(err, ErrRecordNotFound) {
 		return nil, nil
 	}
@@ -226,7 +235,11 @@ func (d *scriptDB) Find(entity, filter string) (map[string]any, error) {
 }
 
 func (d *scriptDB) List(entity, filter, sort string, limit int) ([]map[string]any, error) {
-	res, err := d.e.list(d.ctx, d.t.tx, d.t.actor, entity, ListOptions{Filter: filter, Sort: sort, Limit: limit}, false)
+	tx, err := d.tx()
+	if err != nil {
+		return nil, err
+	}
+	res, err := d.e.list(d.ctx, tx, d.t.actor, entity, ListOptions{Filter: filter, Sort: sort, Limit: limit}, false)
 	if err != nil {
 		return nil, err
 	}
@@ -239,7 +252,24 @@ func (d *scriptDB) List(entity, filter, sort string, limit int) ([]map[string]an
 	return out, nil
 }
 
+// tx is the transaction of the write that runs the hook. A create that needed none
+// (see singleStatementCreate) gets one here, the first time its script touches db;
+// Create commits it with the record.
+func (d *scriptDB) tx() (pgx.Tx, error) {
+	if d.t.tx == nil {
+		tx, err := d.e.pool.Begin(d.ctx)
+		if err != nil {
+			return nil, err
+		}
+		d.t.tx = tx
+	}
+	return d.t.tx, nil
+}
+
 func (d *scriptDB) Create(entity string, rec map[string]any) (map[string]any, error) {
+	if _, err := d.tx(); err != nil {
+		return nil, err
+	}
 	nested, err := d.t.nested(entity)
 	if err != nil {
 		return nil, err
@@ -251,6 +281,9 @@ func (d *scriptDB) Update(entity, id string, patch map[string]any) (map[string]a
 	uid, err := uuid.Parse(id)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", entity, id, ErrNotFound)
+	}
+	if _, err := d.tx(); err != nil {
+		return nil, err
 	}
 	nested, err := d.t.nested(entity)
 	if err != nil {

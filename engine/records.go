@@ -76,9 +76,16 @@ func (e *Engine) Create(ctx context.Context, actor Actor, entity string, body []
 		return nil, err
 	}
 	if c, err := e.entity(ctx, e.pool, entity); err == nil && singleStatementCreate(actor, c) {
-		// Nothing needs a transaction: the one statement is atomic on its own.
+		// Nothing needs a transaction: the one statement is atomic on its own, unless a
+		// hook's script reads or writes through db, which begins one.
 		t := &txn{actor: actor, after: &[]func(context.Context){}}
 		out, err := e.create(ctx, t, entity, rec)
+		if t.tx != nil {
+			if err == nil {
+				err = t.tx.Commit(ctx)
+			}
+			_ = t.tx.Rollback(ctx)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -90,22 +97,12 @@ func (e *Engine) Create(ctx context.Context, actor Actor, entity string, body []
 	return e.write(ctx, actor, nil, func(t *txn) (json.RawMessage, error) { return e.create(ctx, t, entity, rec) })
 }
 
-// singleStatementCreate tells whether a create is one statement, with no transaction
-// around it: no lines, no autonumber, no before-hooks or computed fields (which may
-// read or write in the transaction), and no row rule to check after the insert.
+// singleStatementCreate tells whether a create can be one statement with no
+// transaction around it: no lines, no autonumber, and no row rule to check after the
+// insert. Hooks are fine: a script that uses db begins the transaction itself.
 func singleStatementCreate(actor Actor, c *compiled) bool {
 	if hasLines(c.entity) || c.entity.Autonumber != nil {
 		return false
-	}
-	for _, hook := range []string{HookBeforeValidate, HookBeforeSave} {
-		if c.entity.Hooks[hook] != "" {
-			return false
-		}
-	}
-	for _, f := range c.entity.LiveFields() {
-		if f.Computed != "" {
-			return false
-		}
 	}
 	_, all := actor.access(c.entity).RowRules(auth.Create)
 	return all
