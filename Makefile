@@ -9,9 +9,10 @@ build:
 	$(GO) build -o $(BIN) ./cmd/tessera
 
 # Installs PostgreSQL's binaries when the machine has none (Debian/Ubuntu, as root or with sudo),
-# then starts everything: private PostgreSQL under $(DATA)/pg and embedded Temporal.
+# then starts everything: private PostgreSQL under $(DATA)/pg, embedded Temporal, and on
+# the first start the built-in modules with demo data.
 run: deps build
-	./$(BIN) serve --data-dir $(DATA)
+	./$(BIN) serve --demo --data-dir $(DATA)
 
 deps:
 	@bash .ci/install-deps

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tessera/tessera/engine"
 	"github.com/tessera/tessera/engine/auth"
+	"github.com/tessera/tessera/workflows"
 )
 
 // MaxBodyBytes bounds every request body; larger bodies get 413 before any handler runs.
@@ -32,6 +33,8 @@ type Deps struct {
 	Registry *prometheus.Registry
 	// Checks are run by /readyz besides PostgreSQL, keyed by name (e.g. "temporal").
 	Checks map[string]Check
+	// Workflows serves definitions, runs, tasks and notifications; nil leaves them out.
+	Workflows *workflows.Service
 }
 
 // New builds the fiber app with every route mounted.
@@ -108,6 +111,9 @@ func New(d Deps) *fiber.App {
 	authed.Get("/scripts/:name/logs", requireAdmin, sh.logs)
 	authed.Get("/x/:module/:name", sh.endpoint)
 	authed.Post("/x/:module/:name", sh.endpoint)
+
+	mountWorkflows(authed, d.Workflows)
+	mountModules(authed, d, h.audit)
 
 	app.Use(func(c *fiber.Ctx) error { return notFound("no route for " + c.Method() + " " + c.Path()) })
 	return app

@@ -42,11 +42,14 @@ func CheckHealth(c client.Client) func(context.Context) error {
 	}
 }
 
-// NewWorker returns a worker with every Tessera workflow and activity registered.
-// The caller starts and stops it.
-func NewWorker(c client.Client) worker.Worker {
+// NewWorker returns a worker with every Tessera workflow and activity registered:
+// the smoke test and the DSL interpreter with its activities. The caller starts and
+// stops it.
+func NewWorker(c client.Client, acts *Activities) worker.Worker {
 	w := worker.New(c, TaskQueue, worker.Options{})
 	w.RegisterWorkflowWithOptions(Ping, workflowOptions(PingWorkflow))
 	w.RegisterActivityWithOptions(PingActivity, activityOptions(PingWorkflow))
+	w.RegisterWorkflowWithOptions(Interpret, workflowOptions(InterpreterWorkflow))
+	acts.Register(w)
 	return w
 }

@@ -22,7 +22,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), workerCmd(), migrateCmd(), temporalCmd(), scriptCmd())
+	root.AddCommand(serveCmd(), workerCmd(), migrateCmd(), temporalCmd(), scriptCmd(), moduleCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "tessera:", err)
 		os.Exit(1)

@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/sdk/client"
 
+	"github.com/tessera/tessera/engine"
+	"github.com/tessera/tessera/engine/auth"
 	"github.com/tessera/tessera/engine/store"
 	"github.com/tessera/tessera/internal/pgserver"
 	"github.com/tessera/tessera/workflows"
@@ -133,15 +135,29 @@ func startPlatform(ctx context.Context, cfg platformConfig, log *slog.Logger) (_
 	return p, nil
 }
 
-// startWorker starts the Temporal worker and registers its stop.
-func (p *platform) startWorker() error {
-	w := workflows.NewWorker(p.temporal)
+// startWorker starts the Temporal worker and the outbox dispatcher that starts
+// record-triggered workflows, and registers their stop.
+func (p *platform) startWorker(eng *engine.Engine, users *auth.Service) error {
+	acts := &workflows.Activities{Engine: eng, Users: users, Pool: p.pool, Log: p.log}
+	w := workflows.NewWorker(p.temporal, acts)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	p.onClose(func() {
 		w.Stop()
 		p.log.Info("worker stopped")
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	d := &workflows.Dispatcher{Pool: p.pool, Engine: eng, Temporal: p.temporal, Log: p.log}
+	go func() {
+		defer close(done)
+		d.Run(ctx)
+	}()
+	p.onClose(func() {
+		cancel()
+		<-done
+		p.log.Info("dispatcher stopped")
 	})
 	p.log.Info("worker started", "task_queue", workflows.TaskQueue)
 	return nil

@@ -43,6 +43,7 @@ TESSERA_ADMIN_EMAIL and TESSERA_ADMIN_PASSWORD (first admin), TESSERA_LOG_LEVEL.
 	f.StringVar(&dataDir, "data-dir", envOr("TESSERA_DATA_DIR", "data"), "directory for the private PostgreSQL and Temporal state (env TESSERA_DATA_DIR)")
 	f.StringVar(&temporalListen, "temporal-listen", envOr("TESSERA_TEMPORAL_LISTEN", "127.0.0.1:7233"), "frontend address of the embedded Temporal server; port 0 picks a free one")
 	f.BoolVar(&noWorker, "no-worker", false, "serve the API only; run workers with `tessera worker`")
+	f.BoolVar(&serveDemo, "demo", false, "on a database with no module installed, install every built-in module with its demo data")
 	return cmd
 }
 
@@ -71,23 +72,27 @@ func serve(ctx context.Context, addr string, cfg platformConfig, noWorker bool) 
 	if err != nil {
 		return err
 	}
+	eng := engine.New(p.pool, log)
+	go eng.Listen(ctx)
+	if err := maybeDemo(ctx, p.pool, eng, users, log); err != nil {
+		return err
+	}
 	if !noWorker {
-		if err := p.startWorker(); err != nil {
+		if err := p.startWorker(eng, users); err != nil {
 			return err
 		}
 	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	eng := engine.New(p.pool, log)
-	go eng.Listen(ctx)
 	app := web.New(web.Deps{
-		Pool:     p.pool,
-		Auth:     users,
-		Engine:   eng,
-		Logger:   log,
-		Registry: reg,
-		Checks:   map[string]web.Check{"temporal": workflows.CheckHealth(p.temporal)},
+		Pool:      p.pool,
+		Auth:      users,
+		Engine:    eng,
+		Logger:    log,
+		Registry:  reg,
+		Checks:    map[string]web.Check{"temporal": workflows.CheckHealth(p.temporal)},
+		Workflows: &workflows.Service{Pool: p.pool, Engine: eng, Temporal: p.temporal, Log: log},
 	})
 	served := make(chan error, 1)
 	go func() { served <- app.Listener(ln) }()

@@ -4,6 +4,9 @@ import (
 	"errors"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tessera/tessera/engine"
+	"github.com/tessera/tessera/engine/auth"
 )
 
 func workerCmd() *cobra.Command {
@@ -21,7 +24,9 @@ func workerCmd() *cobra.Command {
 				return err
 			}
 			defer p.close()
-			if err := p.startWorker(); err != nil {
+			eng := engine.New(p.pool, log)
+			go eng.Listen(cmd.Context())
+			if err := p.startWorker(eng, auth.NewService(p.pool)); err != nil {
 				return err
 			}
 			<-cmd.Context().Done()

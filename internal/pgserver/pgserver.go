@@ -564,10 +564,31 @@ func removeStalePostmasterPid(pgDir string, logger *slog.Logger) {
 		return // dead (postgres copes) or unreadable (be conservative)
 	}
 	if bytes.Contains(cmdline, []byte("postgres")) || bytes.Contains(cmdline, []byte("postmaster")) {
+		// We hold the data dir's lock, so this postmaster belongs to a tessera that
+		// died: it received its parent-death signal and is shutting down. Wait for
+		// it rather than fail the start with "postmaster.pid already exists".
+		waitOrphan(pid, logger)
 		return
 	}
 	logger.Warn("removing stale postmaster.pid whose pid now belongs to another program", "pid", pid)
 	_ = os.Remove(path)
+}
+
+// orphanWait bounds how long Start waits for a dead tessera's postgres to stop
+// before asking it to stop at once.
+const orphanWait = 30 * time.Second
+
+func waitOrphan(pid int, logger *slog.Logger) {
+	logger.Info("waiting for the postgres of a previous run to stop", "pid", pid)
+	alive := func() bool { return syscall.Kill(pid, 0) == nil }
+	for deadline := time.Now().Add(orphanWait); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if !alive() {
+			return
+		}
+	}
+	_ = syscall.Kill(pid, syscall.SIGQUIT)
+	for deadline := time.Now().Add(5 * time.Second); alive() && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	}
 }
 
 // startPostgres launches the postmaster and returns the pg.log offset where
