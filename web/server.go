@@ -112,7 +112,7 @@ func New(d Deps) *fiber.App {
 	authed.Get("/x/:module/:name", sh.endpoint)
 	authed.Post("/x/:module/:name", sh.endpoint)
 
-	mountWorkflows(authed, d.Workflows)
+	mountWorkflows(authed, d.Workflows, h.audit)
 	mountModules(authed, d, h.audit)
 
 	app.Use(func(c *fiber.Ctx) error { return notFound("no route for " + c.Method() + " " + c.Path()) })

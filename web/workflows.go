@@ -12,14 +12,17 @@ import (
 
 // workflowHandlers serve definitions, runs, human tasks, notifications and the
 // credentials HTTP steps use.
-type workflowHandlers struct{ svc *workflows.Service }
+type workflowHandlers struct {
+	svc   *workflows.Service
+	audit auditFunc
+}
 
 // mountWorkflows adds the workflow routes to the authenticated group.
-func mountWorkflows(authed fiber.Router, svc *workflows.Service) {
+func mountWorkflows(authed fiber.Router, svc *workflows.Service, audit auditFunc) {
 	if svc == nil {
 		return
 	}
-	h := &workflowHandlers{svc: svc}
+	h := &workflowHandlers{svc: svc, audit: audit}
 	authed.Get("/workflows", h.list)
 	authed.Get("/workflows/:name", h.get)
 	authed.Put("/workflows/:name", requireAdmin, h.put)
@@ -96,6 +99,9 @@ func (h *workflowHandlers) put(c *fiber.Ctx) error {
 	v, created, err := h.svc.PutDefinition(c.UserContext(), actor(c), c.Params("name"), body)
 	if err != nil {
 		return workflowError(err)
+	}
+	if created {
+		h.audit(c, "workflow.put", v.Name, map[string]any{"version": v.Version})
 	}
 	status := fiber.StatusOK
 	if created {
@@ -273,5 +279,6 @@ func (h *workflowHandlers) putCredential(c *fiber.Ctx) error {
 	if err := h.svc.PutCredential(c.UserContext(), actor(c), c.Params("name"), in); err != nil {
 		return err
 	}
+	h.audit(c, "credential.put", c.Params("name"), map[string]any{"type": in.Type})
 	return c.Status(fiber.StatusOK).JSON(fiber.Map{"name": c.Params("name"), "type": in.Type})
 }
