@@ -156,7 +156,7 @@ func (e *env) benchCreate(ctx context.Context) (section, error) {
 		Title: "create: POST one validated record vs plain INSERT",
 		Intro: fmt.Sprintf("Tessera: `POST /api/v1/data/bench_order` (8 fields: text, money, integer, enum, date, boolean, email, relation "+
 			"to `account`), which authenticates the bearer token, validates against the compiled JSON Schema, checks the relation, "+
-			"inserts, reads the record back and writes its history and outbox rows in one transaction. Baseline: `POST /orders` "+
+			"inserts, writes its history and outbox rows and reads the record back — one SQL statement (`WITH … INSERT`), no explicit transaction. Baseline: `POST /orders` "+
 			"decodes the same JSON and runs one `INSERT … RETURNING` into a clone of the entity table (same columns, CHECKs, "+
 			"indexes, generated search column and foreign key). %s measured per run after a %s warm-up; best of %d runs per side "+
 			"(highest req/s). All %d records Tessera created have their history and outbox rows.",
