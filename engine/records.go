@@ -288,11 +288,12 @@ func (e *Engine) update(ctx context.Context, t *txn, entity string, id uuid.UUID
 		return nil, err
 	}
 	tx := t.tx
-	before, err := lockRecord(ctx, tx, c.entity, id, ifMatch, false)
-	if err != nil {
+	// The rules first: a row the actor may not see answers 404 whatever its version.
+	if err := e.checkRow(ctx, tx, t.actor, acc, auth.Update, c.entity, id); err != nil {
 		return nil, err
 	}
-	if err := e.checkRow(ctx, tx, t.actor, acc, auth.Update, c.entity, id); err != nil {
+	before, err := lockRecord(ctx, tx, c.entity, id, ifMatch, false)
+	if err != nil {
 		return nil, err
 	}
 	current, err := schema.DecodeRecord(before)
@@ -417,11 +418,11 @@ func (e *Engine) setDeleted(ctx context.Context, t *txn, entity string, id uuid.
 	if err != nil {
 		return err
 	}
-	before, err := lockRecord(ctx, t.tx, c.entity, id, ifMatch, !deleted)
-	if err != nil {
+	if err := e.checkRow(ctx, t.tx, t.actor, acc, auth.Delete, c.entity, id); err != nil {
 		return err
 	}
-	if err := e.checkRow(ctx, t.tx, t.actor, acc, auth.Delete, c.entity, id); err != nil {
+	before, err := lockRecord(ctx, t.tx, c.entity, id, ifMatch, !deleted)
+	if err != nil {
 		return err
 	}
 	deletedAt, op := "now()", "delete"
