@@ -303,6 +303,9 @@ func (e *Engine) update(ctx context.Context, t *txn, entity string, id uuid.UUID
 	merged := map[string]any{}
 	for _, f := range c.entity.LiveFields() {
 		if v, ok := current[f.Name]; ok && v != nil {
+			if f.Type == schema.TypeChild {
+				v = withoutNulls(v)
+			}
 			merged[f.Name] = v
 		}
 	}
@@ -374,6 +377,31 @@ func (e *Engine) checkRow(ctx context.Context, tx pgx.Tx, actor Actor, acc *auth
 		}
 	}
 	return fmt.Errorf("%s %s: %w", ent.Name, id, ErrRecordNotFound)
+}
+
+// withoutNulls drops null members of stored lines: the read renders every line field,
+// but an empty optional field must validate as absent, not as a null of the wrong type.
+func withoutNulls(v any) any {
+	lines, ok := v.([]any)
+	if !ok {
+		return v
+	}
+	out := make([]any, len(lines))
+	for i, l := range lines {
+		line, ok := l.(map[string]any)
+		if !ok {
+			out[i] = l
+			continue
+		}
+		kept := make(map[string]any, len(line))
+		for k, val := range line {
+			if val != nil {
+				kept[k] = val
+			}
+		}
+		out[i] = kept
+	}
+	return out
 }
 
 // changedFields are the live fields whose value differs between two records.

@@ -178,7 +178,7 @@ func TestModuleDependencyRefusals(t *testing.T) {
 	if !strings.Contains(e.Error.Message, "dependency cycle: shop → shop") {
 		t.Fatalf("cycle: %+v", e)
 	}
-	if len(b.moduleItems()) != 9 {
+	if len(b.moduleItems()) != 10 {
 		t.Fatal("a refused import was kept")
 	}
 	// A broken module: every problem with its file and pointer, nothing installed.
@@ -237,7 +237,7 @@ func TestModuleExportImportKeepsFieldIDs(t *testing.T) {
 func TestModuleBuiltinsInstallWithDemo(t *testing.T) {
 	b := setup(t)
 	items := b.moduleItems()
-	for _, name := range []string{"crm", "sales", "inventory", "manufacturing", "purchasing", "delivery", "accounting", "hr", "projects"} {
+	for _, name := range []string{"crm", "sales", "inventory", "manufacturing", "purchasing", "delivery", "accounting", "hr", "projects", "order_to_cash"} {
 		if _, ok := items[name]; !ok {
 			t.Fatalf("no built-in module %s", name)
 		}
@@ -248,7 +248,7 @@ func TestModuleBuiltinsInstallWithDemo(t *testing.T) {
 	if strings.Join(res.Installed, ",") != "crm@1.0.0,inventory@1.0.0,sales@1.0.0,delivery@1.0.0" {
 		t.Fatalf("installed: %v", res.Installed)
 	}
-	for _, name := range []string{"accounting", "hr", "manufacturing", "projects", "purchasing"} {
+	for _, name := range []string{"accounting", "hr", "manufacturing", "projects", "purchasing", "order_to_cash"} {
 		b.expect("POST", "/api/v1/modules/"+name+"/install", nil, 200, nil)
 	}
 	for name, it := range b.moduleItems() {

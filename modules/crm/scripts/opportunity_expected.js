@@ -7,5 +7,6 @@ if (record.probability == null || (old && old.stage !== record.stage)) {
 if (record.amount != null) {
   record.expected_amount = decimal(record.amount).mul(record.probability).div(100, 2).toFixed(2);
 } else {
-  record.expected_amount = null;
+  // No amount, no expected amount (null would fail the field's type).
+  delete record.expected_amount;
 }
