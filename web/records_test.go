@@ -216,6 +216,11 @@ func TestUniqueRelationsAndLines(t *testing.T) {
 	if len(got) != 1 || got[0].(map[string]any)["id"] != first["id"] || got[0].(map[string]any)["qty"] != float64(3) {
 		t.Errorf("lines after patch: %v", got)
 	}
+	// A stored line with an empty optional field does not block a later update.
+	b.expect("PATCH", "/api/v1/data/sales_order/"+order["id"].(string), map[string]any{"lines": []any{
+		map[string]any{"qty": 1, "amount": "1.00"},
+	}}, 200, nil)
+	b.expect("PATCH", "/api/v1/data/sales_order/"+order["id"].(string), map[string]any{"status": "confirmed"}, 200, nil)
 	// The account cannot be deleted from under the order (restrict) … as a soft delete it can,
 	// but a new order may not reference a deleted account.
 	b.expect("DELETE", "/api/v1/data/account/"+acc["id"].(string), nil, 204, nil)

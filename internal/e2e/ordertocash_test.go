@@ -74,7 +74,9 @@ func (c *apiClient) o2cNotified(text string) string {
 	deadline := time.Now().Add(90 * time.Second)
 	var titles []string
 	for time.Now().Before(deadline) {
-		var out struct{ Items []struct{ Title, Body string } }
+		var out struct {
+			Items []struct{ Title, Body string }
+		}
 		c.expect("GET", "/api/v1/notifications", nil, 200, &out)
 		titles = titles[:0]
 		for _, n := range out.Items {
@@ -313,7 +315,9 @@ func TestOrderToCash(t *testing.T) {
 		if sh := admin.o2cRecords("shipment", fmt.Sprintf("sales_order == %q", o2cID(order))); len(sh) != 0 {
 			t.Errorf("shipments of a cancelled order: %v", sh)
 		}
-		var tasks struct{ Items []struct{ Step, Status string } }
+		var tasks struct {
+			Items []struct{ Step, Status string }
+		}
 		admin.expect("GET", "/api/v1/tasks?assignee=all&run="+urlEscape(run), nil, 200, &tasks)
 		for _, tk := range tasks.Items {
 			if tk.Step == "produce" && tk.Status != "cancelled" {
