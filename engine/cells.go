@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/tessera/tessera/engine/schema"
@@ -73,19 +74,10 @@ func cellText(f *schema.Field, raw json.RawMessage) string {
 func exportFields(ent *schema.Entity, only []string) []*schema.Field {
 	var out []*schema.Field
 	for _, f := range ent.LiveFields() {
-		if f.Type == schema.TypeChild || (only != nil && !contains(only, f.Name)) {
+		if f.Type == schema.TypeChild || (only != nil && !slices.Contains(only, f.Name)) {
 			continue
 		}
 		out = append(out, f)
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

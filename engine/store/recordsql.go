@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/tessera/tessera/engine/schema"
@@ -67,7 +68,7 @@ type Expansion struct {
 func (s RecordSelect) RecordJSON() string {
 	pairs := systemJSON("t")
 	for _, f := range s.Entity.LiveFields() {
-		if s.Fields != nil && !contains(s.Fields, f.Name) {
+		if s.Fields != nil && !slices.Contains(s.Fields, f.Name) {
 			continue
 		}
 		pairs = append(pairs, Literal(f.Name), fieldJSON("t", f))
@@ -91,7 +92,7 @@ func (s RecordSelect) RecordJSON() string {
 func flatFields(alias string, e *schema.Entity, only []string) []string {
 	var pairs []string
 	for _, f := range e.LiveFields() {
-		if f.Type != schema.TypeChild && (only == nil || contains(only, f.Name)) {
+		if f.Type != schema.TypeChild && (only == nil || slices.Contains(only, f.Name)) {
 			pairs = append(pairs, Literal(f.Name), valueExpr(alias, f))
 		}
 	}
@@ -110,15 +111,6 @@ func fieldJSON(alias string, f *schema.Field) string {
 	}
 	return fmt.Sprintf("(SELECT coalesce(jsonb_agg(%s ORDER BY l.position), '[]'::jsonb) FROM %s l WHERE l.parent_id = %s.id)",
 		jsonObject(pairs), Table(f.Child.Table), alias)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Param converts a validated JSON value into a bind parameter and the SQL placeholder
