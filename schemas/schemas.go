@@ -9,5 +9,5 @@ import "embed"
 //go:embed *.schema.json
 var FS embed.FS
 
-// EntityURL is the $id of the entity meta-schema.
-const EntityURL = "https://tessera.dev/schemas/entity.schema.json"
+// BaseURL prefixes every meta-schema's $id: BaseURL + file name.
+const BaseURL = "https://tessera.dev/schemas/"

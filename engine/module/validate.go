@@ -9,53 +9,15 @@ import (
 	"path"
 	"slices"
 	"strings"
-	"sync"
-
-	"github.com/santhosh-tekuri/jsonschema/v6"
-	"golang.org/x/text/language"
-	"golang.org/x/text/message"
 
 	"github.com/tessera/tessera/engine/auth"
 	"github.com/tessera/tessera/engine/query"
 	"github.com/tessera/tessera/engine/schema"
 	"github.com/tessera/tessera/engine/script"
-	"github.com/tessera/tessera/schemas"
 )
 
-// ModuleSchemaURL is the $id of the manifest's meta-schema.
-const ModuleSchemaURL = "https://tessera.dev/schemas/module.schema.json"
-
-var (
-	manifestOnce   sync.Once
-	manifestSchema *jsonschema.Schema
-	manifestErr    error
-	printer        = message.NewPrinter(language.English)
-	// checker compiles scripts for validation only; one runtime is enough.
-	checker = script.NewRunner(1)
-)
-
-func compiledManifestSchema() (*jsonschema.Schema, error) {
-	manifestOnce.Do(func() {
-		data, err := schemas.FS.ReadFile("module.schema.json")
-		if err != nil {
-			manifestErr = err
-			return
-		}
-		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
-		if err != nil {
-			manifestErr = err
-			return
-		}
-		c := jsonschema.NewCompiler()
-		c.DefaultDraft(jsonschema.Draft2020)
-		if err := c.AddResource(ModuleSchemaURL, doc); err != nil {
-			manifestErr = err
-			return
-		}
-		manifestSchema, manifestErr = c.Compile(ModuleSchemaURL)
-	})
-	return manifestSchema, manifestErr
-}
+// checker compiles scripts for validation only; one runtime is enough.
+var checker = script.NewRunner(1)
 
 // Parsed is a module with its definitions parsed: what Validate found usable.
 type Parsed struct {
@@ -96,25 +58,8 @@ func (v *validator) add(file, pointer, format string, args ...any) {
 }
 
 func (v *validator) manifest() {
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(v.m.Raw))
-	if err != nil {
-		v.add(ManifestFile, "", "not valid JSON: %v", err)
-		return
-	}
-	meta, err := compiledManifestSchema()
-	if err != nil {
-		v.add(ManifestFile, "", "module meta-schema: %v", err)
-		return
-	}
-	if err := meta.Validate(doc); err != nil {
-		var ve *jsonschema.ValidationError
-		if errors.As(err, &ve) {
-			for _, leaf := range leaves(ve) {
-				v.add(ManifestFile, pointer(leaf.InstanceLocation), "%s", leaf.ErrorKind.LocalizedString(printer))
-			}
-		} else {
-			v.add(ManifestFile, "", "%v", err)
-		}
+	for _, p := range schema.ValidateMeta("module.schema.json", v.m.Raw) {
+		v.add(ManifestFile, p.Path, "%s", p.Message)
 	}
 	mf := &v.m.Manifest
 	for _, dep := range sortedKeys(mf.Dependencies) {
@@ -142,28 +87,6 @@ func (v *validator) manifest() {
 	for i, d := range mf.Demo {
 		check([]string{d.File}, fmt.Sprintf("/demo/%d/file", i))
 	}
-}
-
-// leaves are the innermost validation errors: the ones that say what is wrong.
-func leaves(e *jsonschema.ValidationError) []*jsonschema.ValidationError {
-	if len(e.Causes) == 0 {
-		return []*jsonschema.ValidationError{e}
-	}
-	var out []*jsonschema.ValidationError
-	for _, c := range e.Causes {
-		out = append(out, leaves(c)...)
-	}
-	return out
-}
-
-func pointer(tokens []string) string {
-	var sb strings.Builder
-	for _, t := range tokens {
-		sb.WriteByte('/')
-		t = strings.ReplaceAll(t, "~", "~0")
-		sb.WriteString(strings.ReplaceAll(t, "/", "~1"))
-	}
-	return sb.String()
 }
 
 func (v *validator) entities() {

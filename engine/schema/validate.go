@@ -47,43 +47,55 @@ func newCompiler() *jsonschema.Compiler {
 }
 
 var (
-	metaOnce   sync.Once
-	metaSchema *jsonschema.Schema
-	metaErr    error
+	metaMu      sync.Mutex
+	metaSchemas = map[string]*jsonschema.Schema{}
 )
 
-func entityMetaSchema() (*jsonschema.Schema, error) {
-	metaOnce.Do(func() {
-		data, err := schemas.FS.ReadFile("entity.schema.json")
-		if err != nil {
-			metaErr = err
-			return
-		}
-		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
-		if err != nil {
-			metaErr = err
-			return
-		}
-		c := newCompiler()
-		if err := c.AddResource(schemas.EntityURL, doc); err != nil {
-			metaErr = err
-			return
-		}
-		metaSchema, metaErr = c.Compile(schemas.EntityURL)
-	})
-	return metaSchema, metaErr
+// metaSchema compiles one of the embedded meta-schemas (schemas/<file>) once.
+func metaSchema(file string) (*jsonschema.Schema, error) {
+	metaMu.Lock()
+	defer metaMu.Unlock()
+	if s := metaSchemas[file]; s != nil {
+		return s, nil
+	}
+	data, err := schemas.FS.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	url := schemas.BaseURL + file
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	if err := c.AddResource(url, doc); err != nil {
+		return nil, err
+	}
+	s, err := c.Compile(url)
+	if err != nil {
+		return nil, err
+	}
+	metaSchemas[file] = s
+	return s, nil
 }
 
-func validateDefinition(definition []byte) []Problem {
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(definition))
+// ValidateMeta checks a document against one of Tessera's meta-schemas (entity,
+// workflow, module: schemas/<file>); problems are JSON pointers into the document.
+func ValidateMeta(file string, document []byte) []Problem {
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(document))
 	if err != nil {
 		return []Problem{{Path: "", Code: "json", Message: "not valid JSON: " + err.Error()}}
 	}
-	meta, err := entityMetaSchema()
+	meta, err := metaSchema(file)
 	if err != nil {
-		return []Problem{{Path: "", Message: "entity meta-schema: " + err.Error()}}
+		return []Problem{{Path: "", Message: file + ": " + err.Error()}}
 	}
-	return toProblems(meta.Validate(doc))
+	return Problems(meta.Validate(doc))
+}
+
+func validateDefinition(definition []byte) []Problem {
+	return ValidateMeta("entity.schema.json", definition)
 }
 
 // Validator checks records of one entity version.
@@ -150,7 +162,7 @@ func definitionErr(err error) error {
 	if errors.As(err, &se) {
 		var ve *jsonschema.ValidationError
 		if errors.As(se.Err, &ve) {
-			return &DefinitionError{Problems: toProblems(ve)}
+			return &DefinitionError{Problems: Problems(ve)}
 		}
 	}
 	return &DefinitionError{Problems: []Problem{{Path: "", Message: err.Error()}}}
@@ -159,10 +171,12 @@ func definitionErr(err error) error {
 // Validate checks a record decoded with json.Number (see DecodeRecord); the problems'
 // paths are JSON pointers into the record.
 func (v *Validator) Validate(record any) []Problem {
-	return toProblems(v.schema.Validate(record))
+	return Problems(v.schema.Validate(record))
 }
 
-func toProblems(err error) []Problem {
+// Problems flattens a jsonschema validation error into one problem per failing leaf,
+// located by a JSON pointer into the validated document.
+func Problems(err error) []Problem {
 	if err == nil {
 		return nil
 	}
@@ -184,7 +198,13 @@ func toProblems(err error) []Problem {
 		if len(kw) > 0 {
 			code = kw[len(kw)-1]
 		}
-		out = append(out, Problem{Path: pointer(e.InstanceLocation), Code: code, Message: e.ErrorKind.LocalizedString(printer)})
+		msg := e.ErrorKind.LocalizedString(printer)
+		if msg == "false schema" {
+			// What unevaluatedProperties/additionalProperties: false report for a key no
+			// branch allows.
+			code, msg = "unknown_property", "not a property of this object"
+		}
+		out = append(out, Problem{Path: pointer(e.InstanceLocation), Code: code, Message: msg})
 	}
 	walk(ve)
 	return out
