@@ -187,6 +187,15 @@ func (mg *Manager) List(ctx context.Context) ([]Item, error) {
 // Install installs a module from the catalog, with the dependencies it needs that
 // are not installed yet.
 func (mg *Manager) Install(ctx context.Context, actor engine.Actor, name string, opts Options) (*Result, error) {
+	m, err := mg.fromCatalog(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return mg.InstallModule(ctx, actor, m, opts)
+}
+
+// fromCatalog finds a built-in or uploaded module by name.
+func (mg *Manager) fromCatalog(ctx context.Context, name string) (*Module, error) {
 	catalog, err := mg.Catalog(ctx)
 	if err != nil {
 		return nil, err
@@ -195,7 +204,7 @@ func (mg *Manager) Install(ctx context.Context, actor engine.Actor, name string,
 	if m == nil {
 		return nil, fmt.Errorf("module %q: %w", name, ErrUnknown)
 	}
-	return mg.InstallModule(ctx, actor, m, opts)
+	return m, nil
 }
 
 // InstallModule installs the given module (from a folder or an archive) and the
@@ -213,13 +222,9 @@ func (mg *Manager) InstallModule(ctx context.Context, actor engine.Actor, m *Mod
 
 // Upgrade moves an installed module to the catalog's version of it.
 func (mg *Manager) Upgrade(ctx context.Context, actor engine.Actor, name string, opts Options) (*Result, error) {
-	catalog, err := mg.Catalog(ctx)
+	m, err := mg.fromCatalog(ctx, name)
 	if err != nil {
 		return nil, err
-	}
-	m := catalog[name]
-	if m == nil {
-		return nil, fmt.Errorf("module %q: %w", name, ErrUnknown)
 	}
 	return mg.UpgradeModule(ctx, actor, m, opts)
 }
