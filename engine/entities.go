@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tessera/tessera/engine/dbtx"
 	"github.com/tessera/tessera/engine/schema"
 	"github.com/tessera/tessera/engine/store"
 )
@@ -42,9 +43,10 @@ func (e *PlanError) Error() string { return e.Reason }
 // PutEntity creates or migrates an entity. The new definition is validated, diffed
 // against the stored version into a plan, checked against existing rows and, unless
 // DryRun, applied in one transaction together with the new version row: a failure
-// leaves tables and definition exactly as they were.
+// leaves tables and definition exactly as they were. Inside a transaction ctx carries
+// (dbtx.Run), that is a savepoint of it, and the change is seen once it commits.
 func (e *Engine) PutEntity(ctx context.Context, actor Actor, name string, definition []byte, opts PutOptions) (*store.Plan, error) {
-	tx, err := e.pool.Begin(ctx)
+	tx, err := dbtx.Of(ctx, e.pool).Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +119,9 @@ func (e *Engine) PutEntity(ctx context.Context, actor Actor, name string, defini
 	if err := tx.Commit(ctx); err != nil {
 		return nil, err
 	}
-	e.forget(name)
+	// This node forgets its copy once the change is committed, as NOTIFY tells the
+	// other nodes then: forgotten earlier, a request could cache the old version again.
+	_ = dbtx.AfterCommit(ctx, func(context.Context) error { e.forget(name); return nil })
 	return plan, nil
 }
 
@@ -162,6 +166,12 @@ func (e *Engine) checkReferences(ctx context.Context, tx pgx.Tx, ent *schema.Ent
 // db is the pool, or the transaction of the caller: a write that holds a connection
 // must not wait for a second one, or concurrent writes deadlock on the pool.
 func (e *Engine) entity(ctx context.Context, db querier, name string) (*compiled, error) {
+	if tx := dbtx.From(ctx); tx != nil {
+		// A caller's transaction (a module install) may hold definitions that no
+		// other request may see yet, or ever if it rolls back: read them there, and
+		// neither from nor into the shared cache.
+		return loadEntity(ctx, tx, name)
+	}
 	e.mu.RLock()
 	c := e.entities[name]
 	e.mu.RUnlock()

@@ -82,6 +82,10 @@ type ScriptFailure struct{ Err *script.Error }
 
 func (f *ScriptFailure) Error() string { return f.Err.Error() }
 
+// Unwrap exposes what the script's db call failed with, so a write its hook made and
+// the rules refused answers as that refusal (problems, conflict, forbidden).
+func (f *ScriptFailure) Unwrap() error { return f.Err }
+
 // hook runs the Go hooks and the script of one hook point and returns the record as
 // they left it. error(path, message) calls in the script become a ValidationError.
 func (e *Engine) hook(ctx context.Context, t *txn, c *compiled, hook string, rec, old map[string]any) (map[string]any, error) {
@@ -278,6 +282,15 @@ func (d *scriptDB) Create(entity string, rec map[string]any) (map[string]any, er
 }
 
 func (d *scriptDB) Update(entity, id string, patch map[string]any) (map[string]any, error) {
+	return d.update(entity, id, patch, nil)
+}
+
+// Adjust adds amounts to number fields of a record under its row lock (addAmounts).
+func (d *scriptDB) Adjust(entity, id string, amounts map[string]any) (map[string]any, error) {
+	return d.update(entity, id, nil, amounts)
+}
+
+func (d *scriptDB) update(entity, id string, patch, amounts map[string]any) (map[string]any, error) {
 	uid, err := uuid.Parse(id)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", entity, id, ErrNotFound)
@@ -289,7 +302,7 @@ func (d *scriptDB) Update(entity, id string, patch map[string]any) (map[string]a
 	if err != nil {
 		return nil, err
 	}
-	return asMap(d.e.update(d.ctx, nested, entity, uid, patch, nil))
+	return asMap(d.e.update(d.ctx, nested, entity, uid, patch, amounts, nil))
 }
 
 // fieldProblems turns error(path, message) calls into validation details.

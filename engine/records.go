@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tessera/tessera/engine/auth"
+	"github.com/tessera/tessera/engine/dbtx"
 	"github.com/tessera/tessera/engine/query"
 	"github.com/tessera/tessera/engine/schema"
 	"github.com/tessera/tessera/engine/store"
@@ -47,9 +48,11 @@ func (t *txn) nested(entity string) (*txn, error) {
 	return &txn{tx: t.tx, actor: t.actor, chain: append(slices.Clone(t.chain), entity), after: t.after}, nil
 }
 
-// write runs fn in a new transaction, commits, then runs the queued afterSave hooks.
+// write runs fn in a new transaction (a savepoint of the one ctx carries, see dbtx),
+// commits, and runs the queued afterSave hooks once the data is committed: at once, or
+// when the transaction ctx carries commits.
 func (e *Engine) write(ctx context.Context, actor Actor, chain []string, fn func(t *txn) (json.RawMessage, error)) (json.RawMessage, error) {
-	tx, err := e.pool.Begin(ctx)
+	tx, err := dbtx.Of(ctx, e.pool).Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -62,9 +65,12 @@ func (e *Engine) write(ctx context.Context, actor Actor, chain []string, fn func
 	if err := tx.Commit(ctx); err != nil {
 		return nil, err
 	}
-	for _, f := range *t.after {
-		f(ctx)
-	}
+	_ = dbtx.AfterCommit(ctx, func(ctx context.Context) error {
+		for _, f := range *t.after {
+			f(ctx)
+		}
+		return nil
+	})
 	return out, nil
 }
 
@@ -75,7 +81,8 @@ func (e *Engine) Create(ctx context.Context, actor Actor, entity string, body []
 	if err != nil {
 		return nil, err
 	}
-	if c, err := e.entity(ctx, e.pool, entity); err == nil && singleStatementCreate(actor, c) {
+	// In a caller's transaction the statement must run in it: take the write path.
+	if c, err := e.entity(ctx, e.pool, entity); err == nil && dbtx.From(ctx) == nil && singleStatementCreate(actor, c) {
 		// Nothing needs a transaction: the one statement is atomic on its own, unless a
 		// hook's script reads or writes through db, which begins one.
 		t := &txn{actor: actor, after: &[]func(context.Context){}}
@@ -269,10 +276,12 @@ func (e *Engine) Update(ctx context.Context, actor Actor, entity string, id uuid
 	if err != nil {
 		return nil, err
 	}
-	return e.write(ctx, actor, nil, func(t *txn) (json.RawMessage, error) { return e.update(ctx, t, entity, id, patch, ifMatch) })
+	return e.write(ctx, actor, nil, func(t *txn) (json.RawMessage, error) { return e.update(ctx, t, entity, id, patch, nil, ifMatch) })
 }
 
-func (e *Engine) update(ctx context.Context, t *txn, entity string, id uuid.UUID, patch map[string]any, ifMatch *int) (json.RawMessage, error) {
+// update applies patch and then adds amounts (see addAmounts; nil for a plain update)
+// to the record locked FOR UPDATE.
+func (e *Engine) update(ctx context.Context, t *txn, entity string, id uuid.UUID, patch, amounts map[string]any, ifMatch *int) (json.RawMessage, error) {
 	c, err := e.entity(ctx, t.tx, entity)
 	if err != nil {
 		return nil, err
@@ -281,11 +290,13 @@ func (e *Engine) update(ctx context.Context, t *txn, entity string, id uuid.UUID
 	if err != nil {
 		return nil, err
 	}
-	if err := checkInput(c.entity, patch); err != nil {
-		return nil, err
-	}
-	if err := checkWritable(acc, c.entity, patch, auth.Update); err != nil {
-		return nil, err
+	for _, fields := range []map[string]any{patch, amounts} {
+		if err := checkInput(c.entity, fields); err != nil {
+			return nil, err
+		}
+		if err := checkWritable(acc, c.entity, fields, auth.Update); err != nil {
+			return nil, err
+		}
 	}
 	tx := t.tx
 	// The rules first: a row the actor may not see answers 404 whatever its version.
@@ -310,6 +321,9 @@ func (e *Engine) update(ctx context.Context, t *txn, entity string, id uuid.UUID
 		}
 	}
 	mergePatch(merged, patch)
+	if err := addAmounts(c.entity, merged, amounts); err != nil {
+		return nil, err
+	}
 	if merged, err = e.prepare(ctx, t, c, merged, current); err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tessera/tessera/engine/dbtx"
 	"github.com/tessera/tessera/engine/script"
 )
 
@@ -69,7 +70,7 @@ func (e *Engine) PutScript(ctx context.Context, actor Actor, name string, in Scr
 	if in.Methods == nil {
 		in.Methods = []string{}
 	}
-	tx, err := e.pool.Begin(ctx)
+	tx, err := dbtx.Of(ctx, e.pool).Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +93,8 @@ func (e *Engine) PutScript(ctx context.Context, actor Actor, name string, in Scr
 	if err := tx.Commit(ctx); err != nil {
 		return nil, err
 	}
-	e.forget(scriptPrefix + name)
+	// Once committed, as for entities (PutEntity).
+	_ = dbtx.AfterCommit(ctx, func(context.Context) error { e.forget(scriptPrefix + name); return nil })
 	return &StoredScript{Name: name, Module: in.Module, Version: version, Source: in.Source, Methods: in.Methods, BudgetMS: in.BudgetMS}, nil
 }
 
@@ -103,13 +105,28 @@ func (e *Engine) GetScript(ctx context.Context, name string) (*StoredScript, err
 
 // script is GetScript through db: the pool, or the caller's transaction.
 func (e *Engine) script(ctx context.Context, db querier, name string) (*StoredScript, error) {
+	if tx := dbtx.From(ctx); tx != nil {
+		// Uncommitted scripts stay out of the shared cache, as entities do (Engine.entity).
+		return loadScript(ctx, tx, name)
+	}
 	e.mu.RLock()
 	s := e.scriptCache[name]
 	e.mu.RUnlock()
 	if s != nil {
 		return s, nil
 	}
-	s = &StoredScript{Name: name}
+	s, err := loadScript(ctx, db, name)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	e.scriptCache[name] = s
+	e.mu.Unlock()
+	return s, nil
+}
+
+func loadScript(ctx context.Context, db querier, name string) (*StoredScript, error) {
+	s := &StoredScript{Name: name}
 	err := db.QueryRow(ctx, `SELECT s.module, s.current_version, v.source, s.methods, s.budget_ms FROM tessera.scripts s
 		JOIN tessera.script_versions v ON v.name = s.name AND v.version = s.current_version WHERE s.name = $1`, name).
 		Scan(&s.Module, &s.Version, &s.Source, &s.Methods, &s.BudgetMS)
@@ -119,9 +136,6 @@ func (e *Engine) script(ctx context.Context, db querier, name string) (*StoredSc
 	if err != nil {
 		return nil, err
 	}
-	e.mu.Lock()
-	e.scriptCache[name] = s
-	e.mu.Unlock()
 	return s, nil
 }
 

@@ -95,12 +95,7 @@ func (e *Engine) RunEndpoint(ctx context.Context, actor Actor, module, name stri
 		return nil, err
 	}
 	var value any
-	_, err = e.write(ctx, actor, nil, func(t *txn) (json.RawMessage, error) {
-		if req.Method == "GET" {
-			if _, err := t.tx.Exec(ctx, "SET TRANSACTION READ ONLY"); err != nil {
-				return nil, err
-			}
-		}
+	run := func(t *txn) error {
 		res, err := e.scripts.Run(ctx, script.Call{
 			Name: s.Name, Source: s.Source, Budget: time.Duration(s.BudgetMS) * time.Millisecond,
 			DB:      &scriptDB{e: e, ctx: ctx, t: t},
@@ -111,23 +106,54 @@ func (e *Engine) RunEndpoint(ctx context.Context, actor Actor, module, name stri
 			var se *script.Error
 			if errors.As(err, &se) {
 				e.logScriptCall(s, "endpoint", "", nil, se.Console, se, 0)
-				return nil, &ScriptFailure{Err: se}
+				return &ScriptFailure{Err: se}
 			}
-			return nil, err
+			return err
 		}
 		e.logScriptCall(s, "endpoint", "", nil, res.Console, nil, res.Duration)
 		if len(res.Errors) > 0 {
-			return nil, &ValidationError{Problems: fieldProblems(res.Errors)}
+			return &ValidationError{Problems: fieldProblems(res.Errors)}
 		}
 		value = res.Value
-		return nil, nil
-	})
+		return nil
+	}
+	if req.Method == "GET" {
+		err = e.readOnly(ctx, actor, fmt.Sprintf("GET %s/%s may not write; declare POST for endpoints that change data", module, name), run)
+	} else {
+		_, err = e.write(ctx, actor, nil, func(t *txn) (json.RawMessage, error) { return nil, run(t) })
+	}
 	if err != nil {
-		var pgErr interface{ SQLState() string }
-		if errors.As(err, &pgErr) && pgErr.SQLState() == "25006" {
-			return nil, invalid("", "read_only", fmt.Sprintf("GET %s/%s may not write; declare POST for endpoints that change data", module, name))
-		}
 		return nil, err
 	}
 	return value, nil
+}
+
+// RunScript runs a script as actor with db bound read-only: what a workflow's script
+// step runs. A workflow writes through its record steps, which are idempotent when
+// Temporal retries an activity; a write from the script would be repeated.
+func (e *Engine) RunScript(ctx context.Context, actor Actor, call script.Call) (*script.Result, error) {
+	var res *script.Result
+	err := e.readOnly(ctx, actor, "a workflow script may not write; use create and update steps", func(t *txn) error {
+		call.DB = &scriptDB{e: e, ctx: ctx, t: t}
+		var err error
+		res, err = e.scripts.Run(ctx, call)
+		return err
+	})
+	return res, err
+}
+
+// readOnly runs fn in a transaction PostgreSQL refuses writes in; a write attempt
+// answers refusal as a validation error.
+func (e *Engine) readOnly(ctx context.Context, actor Actor, refusal string, fn func(t *txn) error) error {
+	_, err := e.write(ctx, actor, nil, func(t *txn) (json.RawMessage, error) {
+		if _, err := t.tx.Exec(ctx, "SET TRANSACTION READ ONLY"); err != nil {
+			return nil, err
+		}
+		return nil, fn(t)
+	})
+	var pgErr interface{ SQLState() string }
+	if errors.As(err, &pgErr) && pgErr.SQLState() == "25006" {
+		return invalid("", "read_only", refusal)
+	}
+	return err
 }

@@ -42,6 +42,10 @@ declare const db: {
   create(entity: string, record: Record<string, unknown>): TesseraRecord;
   /** Applies a JSON merge patch to a record. */
   update(entity: string, id: string, patch: Record<string, unknown>): TesseraRecord;
+  /** Adds signed amounts (decimal strings, e.g. `{quantity: "-2.5"}`) to number fields of a
+   * record, exactly and atomically: the sum is taken under the row's lock, so concurrent
+   * adjustments of one record all count. Then saved like an update (rules, hooks, history). */
+  adjust(entity: string, id: string, amounts: Record<string, string | number>): TesseraRecord;
 };
 
 /** An exact decimal. Never use JavaScript numbers for money. */

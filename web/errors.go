@@ -121,6 +121,8 @@ func toAPIError(err error) *APIError {
 		return validationFailed("the request is not valid", Detail{Path: fieldErr.Field, Message: fieldErr.Message})
 	case errors.Is(err, auth.ErrEmailTaken):
 		return newError(fiber.StatusConflict, "conflict", err.Error(), Detail{Path: "/email", Code: "unique", Message: err.Error()})
+	case errors.Is(err, auth.ErrServiceUser):
+		return newError(fiber.StatusConflict, "service_user", err.Error())
 	case errors.Is(err, auth.ErrInvalidCredentials), errors.Is(err, auth.ErrUnauthenticated):
 		return newError(fiber.StatusUnauthorized, "unauthenticated", err.Error())
 	case errors.As(err, &fiberErr):

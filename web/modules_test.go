@@ -245,11 +245,19 @@ func TestModuleBuiltinsInstallWithDemo(t *testing.T) {
 	// delivery pulls crm, inventory and sales in first.
 	var res module.Result
 	b.expect("POST", "/api/v1/modules/delivery/install?demo=1", nil, 200, &res)
-	if strings.Join(res.Installed, ",") != "crm@1.0.0,inventory@1.0.0,sales@1.0.0,delivery@1.0.0" {
+	if strings.Join(res.Installed, ",") != "crm@1.0.0,inventory@1.1.0,sales@1.0.0,delivery@1.1.0" {
 		t.Fatalf("installed: %v", res.Installed)
 	}
 	for _, name := range []string{"accounting", "hr", "manufacturing", "projects", "purchasing", "order_to_cash"} {
-		b.expect("POST", "/api/v1/modules/"+name+"/install", nil, 200, nil)
+		b.expect("POST", "/api/v1/modules/"+name+"/install?demo=1", nil, 200, nil)
+	}
+	// Demo stock is posted as receipts: the ledger made the levels.
+	var levels, boms, offers page
+	b.expect("GET", "/api/v1/data/stock_level?limit=200", nil, 200, &levels)
+	b.expect("GET", "/api/v1/data/bom?limit=50", nil, 200, &boms)
+	b.expect("GET", "/api/v1/data/supplier_item?limit=50", nil, 200, &offers)
+	if len(levels.Items) < 50 || len(boms.Items) < 5 || len(offers.Items) < 5 {
+		t.Fatalf("demo: %d stock levels, %d BOMs, %d supplier items", len(levels.Items), len(boms.Items), len(offers.Items))
 	}
 	for name, it := range b.moduleItems() {
 		if !it.Installed {

@@ -363,6 +363,7 @@ func systemComponentSchemas() obj {
 				"name":       obj{"type": "string"},
 				"roles":      obj{"type": []any{"array", "null"}, "items": obj{"type": "string"}},
 				"is_admin":   obj{"type": "boolean"},
+				"service":    obj{"type": "boolean", "description": "a workflow's service identity (runAs): it never signs in"},
 				"created_at": obj{"type": "string", "format": "date-time"},
 			},
 		},

@@ -2,7 +2,9 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -113,7 +115,7 @@ func TestHookRecursionIsStopped(t *testing.T) {
 	b.putEntity(`{"type": "object", "x-entity": {"name": "pong", "hooks": {"beforeSave": "pong_hook"}}, "properties": {"n": {"type": "integer", "x-field-id": "p1"}}}`)
 	var e apiError
 	b.expect("POST", "/api/v1/data/ping", map[string]any{"n": 0}, 422, &e)
-	if !strings.Contains(e.Error.Message, "deeper than 4") {
+	if len(e.Error.Details) != 1 || e.Error.Details[0].Code != "hook_depth" || !strings.Contains(e.Error.Details[0].Message, "deeper than 4") {
 		t.Fatalf("recursion error: %+v", e.Error)
 	}
 	var n int
@@ -204,4 +206,63 @@ func TestScriptDryRunAndEndpoint(t *testing.T) {
 	}
 	b.expect("GET", "/api/v1/x/crm/add_task", nil, 404, nil)
 	b.expect("GET", "/api/v1/x/sales/open_tasks", nil, 404, nil)
+}
+
+// TestAdjustIsAtomic: db.adjust adds under the row lock, so concurrent writers that
+// each add to one record all count, where get-then-update would lose some.
+func TestAdjustIsAtomic(t *testing.T) {
+	b := setup(t)
+	b.putEntity(`{"type": "object", "x-entity": {"name": "counter"}, "properties": {
+		"name":  {"type": "string", "x-field-id": "c1"},
+		"total": {"type": "string", "format": "decimal", "x-field-id": "c2"},
+		"count": {"type": "integer", "x-field-id": "c3"}}}`)
+	b.putScript("entry_post", `db.adjust("counter", record.counter, {total: record.amount, count: 1})`)
+	b.putEntity(`{"type": "object", "x-entity": {"name": "entry", "hooks": {"beforeSave": "entry_post"}}, "properties": {
+		"counter": {"type": "string", "format": "uuid", "x-relation": {"entity": "counter"}, "x-field-id": "e1"},
+		"amount":  {"type": "string", "format": "decimal", "x-field-id": "e2"}}}`)
+	counter := b.create("counter", map[string]any{"name": "c", "total": "0.10"})
+	id := counter["id"].(string)
+
+	const writers = 24
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Alternating signs, exact decimals: 0.10 + 12 × 0.35 − 12 × 0.15 = 2.50.
+			amount := "0.35"
+			if i%2 == 1 {
+				amount = "-0.15"
+			}
+			if r := b.request("POST", "/api/v1/data/entry", map[string]any{"counter": id, "amount": amount}); r.Status != 201 {
+				t.Errorf("entry %d: %d %s", i, r.Status, r.Body)
+			}
+		}()
+	}
+	wg.Wait()
+	var got map[string]any
+	b.expect("GET", "/api/v1/data/counter/"+id, nil, 200, &got)
+	if got["total"] != "2.50" || got["count"] != float64(writers) {
+		t.Fatalf("after %d concurrent adjustments: total %v count %v, want 2.50 and %d", writers, got["total"], got["count"], writers)
+	}
+
+	// Adjusting what is not a number, or by what is not a number, is refused with the
+	// field's path and changes nothing.
+	for script, path := range map[string]string{
+		`db.adjust("counter", record.counter, {name: "1"})`:     "/name",
+		`db.adjust("counter", record.counter, {total: "lots"})`: "/total",
+		`db.adjust("counter", record.counter, {count: "0.5"})`:  "/count",
+		`db.adjust("counter", record.counter, {missing: "1"})`:  "/missing",
+	} {
+		b.putScript("entry_post", script)
+		var e apiError
+		b.expect("POST", "/api/v1/data/entry", map[string]any{"counter": id, "amount": "1"}, 422, &e)
+		if raw, _ := json.Marshal(e); !strings.Contains(string(raw), path) {
+			t.Errorf("%s: want a problem at %s, got %+v", script, path, e.Error)
+		}
+	}
+	b.expect("GET", "/api/v1/data/counter/"+id, nil, 200, &got)
+	if got["total"] != "2.50" || got["count"] != float64(writers) {
+		t.Fatalf("a refused adjustment changed the counter: %v", got)
+	}
 }

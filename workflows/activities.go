@@ -60,7 +60,8 @@ func (a *Activities) begin(ctx context.Context, c Call) error {
 }
 
 // actor is the user a run acts as, with their current roles and policy: a run never
-// has more rights than the person it acts for has now. No actor means no rights.
+// has more rights than the person it acts for has now, or, under runAs, than the
+// workflow's service identity has now. No actor means no rights.
 func (a *Activities) actor(ctx context.Context, userID string) (engine.Actor, error) {
 	if userID == "" {
 		return engine.Actor{}, nil

@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/tessera/tessera/engine/script"
+	"github.com/tessera/tessera/workflows/dsl"
 )
 
 // scriptBudget is a workflow script's time budget: more than a record hook gets,
@@ -24,8 +25,8 @@ import (
 const scriptBudget = time.Second
 
 // Script runs a goja script with the run's variables (input, trigger, steps, vars,
-// args, item) and returns what it returns. Scripts run here, in an activity, never in
-// workflow code: they are not deterministic.
+// args, item) and db for reading as the run's actor, and returns what it returns.
+// Scripts run here, in an activity, never in workflow code: they are not deterministic.
 func (a *Activities) Script(ctx context.Context, in ScriptInput) (ScriptOutput, error) {
 	if err := a.begin(ctx, in.Call); err != nil {
 		return ScriptOutput{}, err
@@ -41,7 +42,11 @@ func (a *Activities) Script(ctx context.Context, in ScriptInput) (ScriptOutput, 
 			budget = time.Duration(s.BudgetMS) * time.Millisecond
 		}
 	}
-	res, err := a.Engine.Scripts().Run(ctx, script.Call{
+	actor, err := a.actor(ctx, in.Actor)
+	if err != nil {
+		return ScriptOutput{}, err
+	}
+	res, err := a.Engine.RunScript(ctx, actor, script.Call{
 		Name: name, Source: source, Mode: script.ModeHook, Budget: budget, Vars: in.Vars,
 		Context: map[string]any{"user": map[string]any{"id": in.Actor}, "workflow": in.Workflow, "run": in.Run, "step": in.Step},
 	})
@@ -226,5 +231,9 @@ func (a *Activities) LoadWorkflow(ctx context.Context, in LoadInput) (LoadOutput
 		}
 		return LoadOutput{}, err
 	}
-	return LoadOutput{Version: v.Version, Definition: v.Definition}, nil
+	out := LoadOutput{Version: v.Version, Definition: v.Definition}
+	if def, err := dsl.Decode(v.Definition); err == nil && def.RunAs != nil {
+		out.Actor = ServiceUserID(in.Workflow).String()
+	}
+	return out, nil
 }

@@ -131,7 +131,7 @@ func (a *Activities) notify(ctx context.Context, n notification) (int, error) {
 		}
 		users = []uuid.UUID{id}
 	case n.role != "":
-		rows, err := a.Pool.Query(ctx, `SELECT id FROM tessera.users WHERE $1 = ANY (roles) AND disabled_at IS NULL ORDER BY id`, n.role)
+		rows, err := a.Pool.Query(ctx, `SELECT id FROM tessera.users WHERE $1 = ANY (roles) AND disabled_at IS NULL AND NOT service ORDER BY id`, n.role)
 		if err != nil {
 			return 0, err
 		}

@@ -159,8 +159,9 @@ func (d *Dispatcher) dispatch(ctx context.Context, tx pgx.Tx, e event, triggers 
 			}
 		}
 		id := fmt.Sprintf("%s:%s:%s:%s:%d", v.Name, e.entity, e.recordID, e.name, p.Version)
-		in := RunInput{Workflow: v.Name, Version: v.Version, Definition: v.Definition, Trigger: trigger, Actor: actor}
-		if err := insertRun(ctx, tx, id, v.Name, v.Version, actor, nil, trigger); err != nil {
+		in := RunInput{Workflow: v.Name, Version: v.Version, Definition: v.Definition, Trigger: trigger}
+		in.actAs(def, actor)
+		if err := insertRun(ctx, tx, id, in); err != nil {
 			return err
 		}
 		if err := d.start(ctx, id, in); err != nil {

@@ -30,8 +30,8 @@ func saveJournal(ctx context.Context, pool *pgxpool.Pool, j *Journal) error {
 		return err
 	}
 	batch := &pgx.Batch{}
-	batch.Queue(`INSERT INTO tessera.workflow_runs (id, workflow, version, actor, parent, input, trigger, started_at)
-		VALUES ($1, $2, $3, NULLIF($4, '')::uuid, NULLIF($5, ''), $6, $7, $8)
+	batch.Queue(`INSERT INTO tessera.workflow_runs (id, workflow, version, actor, parent, input, trigger, started_at, started_by)
+		VALUES ($1, $2, $3, NULLIF($4, '')::uuid, NULLIF($5, ''), $6, $7, $8, NULLIF($10, '')::uuid)
 		ON CONFLICT (id) DO UPDATE SET updated_at = now(),
 			input = COALESCE(EXCLUDED.input, workflow_runs.input),
 			trigger = COALESCE(EXCLUDED.trigger, workflow_runs.trigger),
@@ -39,7 +39,7 @@ func saveJournal(ctx context.Context, pool *pgxpool.Pool, j *Journal) error {
 			error = CASE WHEN $9 THEN NULL ELSE workflow_runs.error END,
 			state = CASE WHEN $9 THEN NULL ELSE workflow_runs.state END,
 			ended_at = CASE WHEN $9 THEN NULL ELSE workflow_runs.ended_at END`,
-		h.ID, h.Workflow, h.Version, h.Actor, h.Parent, input, trigger, h.StartedAt, h.Reset)
+		h.ID, h.Workflow, h.Version, h.Actor, h.Parent, input, trigger, h.StartedAt, h.Reset, h.StartedBy)
 	for _, s := range j.Steps {
 		batch.Queue(`INSERT INTO tessera.workflow_run_steps (run_id, key, step, type, status, position, seq, started_at, ended_at, error)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULLIF($10, ''))

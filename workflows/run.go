@@ -130,7 +130,9 @@ func (r *run) scope(ctx workflow.Context, f frame) dsl.Scope {
 	}
 	s := dsl.Scope{
 		"input": input, "trigger": trigger, "steps": r.steps, "vars": r.vars,
-		"run": map[string]any{"id": r.id, "workflow": r.in.Workflow, "version": r.in.Version, "actor": r.in.Actor, "attempt": r.in.Attempt},
+		// actor is who triggered or started the run; as whom its steps act (the
+		// workflow's service identity under runAs).
+		"run": map[string]any{"id": r.id, "workflow": r.in.Workflow, "version": r.in.Version, "actor": r.in.startedBy(), "as": r.in.Actor, "attempt": r.in.Attempt},
 		"now": workflow.Now(ctx).UTC().Format(time.RFC3339),
 	}
 	for _, k := range sortedKeys(f.vars) {
@@ -175,7 +177,7 @@ func (r *run) mark(ctx workflow.Context, key string, s *dsl.Step, status, errMsg
 // header identifies the run row; the first journal of an execution also carries the
 // input and trigger.
 func (r *run) header() RunHeader {
-	h := RunHeader{ID: r.id, Workflow: r.in.Workflow, Version: r.in.Version, Actor: r.in.Actor, Parent: r.in.Parent, StartedAt: r.epoch}
+	h := RunHeader{ID: r.id, Workflow: r.in.Workflow, Version: r.in.Version, Actor: r.in.Actor, StartedBy: r.in.startedBy(), Parent: r.in.Parent, StartedAt: r.epoch}
 	if !r.headerSent {
 		h.Input, h.Trigger = r.in.Input, r.in.Trigger
 		h.Reset = r.in.Resume != nil && r.in.Resume.Retry

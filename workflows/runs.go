@@ -22,6 +22,7 @@ type Run struct {
 	Version     int             `json:"version"`
 	Status      string          `json:"status"`
 	Actor       *uuid.UUID      `json:"actor"`
+	StartedBy   *uuid.UUID      `json:"startedBy"`
 	Parent      *string         `json:"parent,omitempty"`
 	Input       json.RawMessage `json:"input,omitempty"`
 	Output      json.RawMessage `json:"output"`
@@ -44,20 +45,21 @@ type RunStep struct {
 	Error     *string    `json:"error"`
 }
 
-const runColumns = `r.id, r.workflow, r.version, r.status, r.actor, r.parent, r.input, r.output, r.error, r.compensated,
+const runColumns = `r.id, r.workflow, r.version, r.status, r.actor, r.started_by, r.parent, r.input, r.output, r.error, r.compensated,
 	r.state IS NOT NULL AND r.status = 'failed' AND NOT r.compensated, r.started_at, r.ended_at`
 
 func scanRun(row pgx.Row) (*Run, error) {
 	r := &Run{}
-	err := row.Scan(&r.ID, &r.Workflow, &r.Version, &r.Status, &r.Actor, &r.Parent, &r.Input, &r.Output, &r.Error,
+	err := row.Scan(&r.ID, &r.Workflow, &r.Version, &r.Status, &r.Actor, &r.StartedBy, &r.Parent, &r.Input, &r.Output, &r.Error,
 		&r.Compensated, &r.Retryable, &r.StartedAt, &r.EndedAt)
 	return r, err
 }
 
 // visible is the condition under which a non-administrator sees a run: it acts for
-// them, or it has a task for them or their roles. user and roles are placeholders.
+// them or they started it, or it has a task for them or their roles. user and roles
+// are placeholders.
 func visible(user, roles string) string {
-	return fmt.Sprintf(`(r.actor = %[1]s OR EXISTS (SELECT 1 FROM tessera.workflow_tasks t WHERE t.run_id = r.id
+	return fmt.Sprintf(`(r.actor = %[1]s OR r.started_by = %[1]s OR EXISTS (SELECT 1 FROM tessera.workflow_tasks t WHERE t.run_id = r.id
 	AND (t.assignee_user = %[1]s OR t.claimed_by = %[1]s OR t.completed_by = %[1]s OR t.assignee_role = ANY (%[2]s))))`, user, roles)
 }
 

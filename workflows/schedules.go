@@ -17,7 +17,8 @@ func scheduleID(workflow string) string { return "tessera-workflow-" + workflow 
 
 // syncSchedule makes the Temporal schedule match a new version: a schedule trigger
 // (re)creates it to start that version; any other trigger removes it. Scheduled runs
-// act as the administrator who saved the version: a schedule has no triggering user.
+// act as the administrator who saved the version (a schedule has no triggering user),
+// or as the workflow's service identity when it declares runAs.
 func (s *Service) syncSchedule(ctx context.Context, def *dsl.Definition, v *Version, actor engine.Actor) error {
 	id := scheduleID(def.Name)
 	sc := s.Temporal.ScheduleClient()
@@ -30,7 +31,8 @@ func (s *Service) syncSchedule(ctx context.Context, def *dsl.Definition, v *Vers
 	if def.Trigger.Type != dsl.TriggerSchedule {
 		return nil
 	}
-	in := RunInput{Workflow: def.Name, Version: v.Version, Definition: v.Definition, Input: def.Trigger.Input, Actor: actorID(actor)}
+	in := RunInput{Workflow: def.Name, Version: v.Version, Definition: v.Definition, Input: def.Trigger.Input}
+	in.actAs(def, actorID(actor))
 	_, err := sc.Create(ctx, client.ScheduleOptions{
 		ID:   id,
 		Spec: client.ScheduleSpec{CronExpressions: []string{def.Trigger.Cron}},

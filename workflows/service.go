@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/tessera/tessera/engine"
+	"github.com/tessera/tessera/engine/dbtx"
 	"github.com/tessera/tessera/engine/schema"
 	"github.com/tessera/tessera/workflows/dsl"
 )
@@ -61,6 +62,11 @@ func (s *Service) PutDefinition(ctx context.Context, actor engine.Actor, name st
 	if def.Name != name {
 		return nil, false, &schema.DefinitionError{Problems: []schema.Problem{{Path: "/name", Code: "const", Message: fmt.Sprintf("must be %q, the name in the URL", name)}}}
 	}
+	// runAs hands the rights of its roles to whoever can trigger or start a run, so
+	// only an administrator may declare it (whatever door the definition came through).
+	if def.RunAs != nil && !actor.IsAdmin {
+		return nil, false, &Forbidden{Message: "only an administrator may save a workflow with runAs: it gives every run the rights of its roles"}
+	}
 	if def.Trigger.Type == dsl.TriggerRecord {
 		if _, err := s.Engine.GetEntity(ctx, def.Trigger.Entity); err != nil {
 			if errors.Is(err, engine.ErrNotFound) {
@@ -74,8 +80,15 @@ func (s *Service) PutDefinition(ctx context.Context, actor engine.Actor, name st
 		return v, created, err
 	}
 	if s.Temporal != nil {
-		if err := s.syncSchedule(ctx, def, v, actor); err != nil {
-			return v, created, fmt.Errorf("schedule %s: %w", name, err)
+		// Temporal is outside the database: in a caller's transaction (a module
+		// install) the schedule follows its commit, so a rollback leaves none behind.
+		if err := dbtx.AfterCommit(ctx, func(ctx context.Context) error {
+			if err := s.syncSchedule(ctx, def, v, actor); err != nil {
+				return fmt.Errorf("schedule %s: %w", name, err)
+			}
+			return nil
+		}); err != nil {
+			return v, created, err
 		}
 	}
 	return v, created, nil
@@ -125,8 +138,9 @@ func (s *Service) StartRun(ctx context.Context, actor engine.Actor, name string,
 		return nil, ErrNoTemporal
 	}
 	id := fmt.Sprintf("%s:%s", name, uuid.Must(uuid.NewV7()))
-	in := RunInput{Workflow: name, Version: v.Version, Definition: v.Definition, Input: input, Actor: actorID(actor)}
-	if err := insertRun(ctx, s.Pool, id, name, v.Version, in.Actor, input, nil); err != nil {
+	in := RunInput{Workflow: name, Version: v.Version, Definition: v.Definition, Input: input}
+	in.actAs(def, actorID(actor))
+	if err := insertRun(ctx, s.Pool, id, in); err != nil {
 		return nil, err
 	}
 	if _, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
@@ -194,14 +208,15 @@ func (s *Service) RetryRun(ctx context.Context, actor engine.Actor, id string) (
 		return nil, err
 	}
 	var (
-		state    *Resume
-		input    map[string]any
-		trigger  map[string]any
-		actorStr *uuid.UUID
-		parent   *string
+		state     *Resume
+		input     map[string]any
+		trigger   map[string]any
+		actorStr  *uuid.UUID
+		startedBy *uuid.UUID
+		parent    *string
 	)
-	if err := s.Pool.QueryRow(ctx, `SELECT state, input, trigger, actor, parent FROM tessera.workflow_runs WHERE id = $1`, id).
-		Scan(&state, &input, &trigger, &actorStr, &parent); err != nil {
+	if err := s.Pool.QueryRow(ctx, `SELECT state, input, trigger, actor, started_by, parent FROM tessera.workflow_runs WHERE id = $1`, id).
+		Scan(&state, &input, &trigger, &actorStr, &startedBy, &parent); err != nil {
 		return nil, err
 	}
 	switch {
@@ -221,6 +236,12 @@ func (s *Service) RetryRun(ctx context.Context, actor engine.Actor, id string) (
 		Attempt: state.Attempt + 1, Resume: state}
 	if actorStr != nil {
 		in.Actor = actorStr.String()
+	}
+	if startedBy != nil {
+		in.StartedBy = startedBy.String()
+	}
+	if def, err := dsl.Decode(v.Definition); err == nil && def.RunAs != nil {
+		in.RunAs = true
 	}
 	if parent != nil {
 		in.Parent = *parent
@@ -249,7 +270,7 @@ func (s *Service) Signal(ctx context.Context, actor engine.Actor, id, name strin
 }
 
 // runFor loads a run the actor may see (and, with manage, change): administrators,
-// and the user the run acts for.
+// and the user the run acts for or who started it.
 func (s *Service) runFor(ctx context.Context, actor engine.Actor, id string, manage bool) (*Run, error) {
 	run, err := s.GetRun(ctx, actor, id)
 	if err != nil {
@@ -258,8 +279,9 @@ func (s *Service) runFor(ctx context.Context, actor engine.Actor, id string, man
 	if manage && s.Temporal == nil {
 		return nil, ErrNoTemporal
 	}
-	if manage && !actor.IsAdmin && (run.Actor == nil || *run.Actor != actor.UserID) {
-		return nil, &Forbidden{Message: "only an administrator or the user the run acts for may do this"}
+	mine := (run.Actor != nil && *run.Actor == actor.UserID) || (run.StartedBy != nil && *run.StartedBy == actor.UserID)
+	if manage && !actor.IsAdmin && !mine {
+		return nil, &Forbidden{Message: "only an administrator or the user who started the run may do this"}
 	}
 	return run, nil
 }

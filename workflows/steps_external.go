@@ -141,6 +141,8 @@ type LoadInput struct {
 type LoadOutput struct {
 	Version    int    `json:"version"`
 	Definition []byte `json:"definition"`
+	// Actor is the service identity the definition declares with runAs, if any.
+	Actor string `json:"actor,omitempty"`
 }
 
 // subworkflow starts the current version of another workflow as a child run, and
@@ -161,10 +163,16 @@ func (r *run) subworkflow(ctx workflow.Context, s *dsl.Step, key string, sc dsl.
 		opts.ParentClosePolicy = enums.PARENT_CLOSE_POLICY_ABANDON
 	}
 	cctx := workflow.WithChildOptions(ctx, opts)
-	child := workflow.ExecuteChildWorkflow(cctx, InterpreterWorkflow, RunInput{
+	// A child acts as its parent does, unless it declares an identity of its own.
+	childIn := RunInput{
 		Workflow: s.Workflow, Version: def.Version, Definition: def.Definition, Input: input,
 		Actor: r.in.Actor, Parent: r.id, HistoryLimit: r.in.HistoryLimit,
-	})
+		StartedBy: r.in.StartedBy, RunAs: r.in.RunAs,
+	}
+	if def.Actor != "" {
+		childIn.Actor, childIn.StartedBy, childIn.RunAs = def.Actor, r.in.startedBy(), true
+	}
+	child := workflow.ExecuteChildWorkflow(cctx, InterpreterWorkflow, childIn)
 	if err := child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
 		return nil, fmt.Errorf("start %s: %w", s.Workflow, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tessera/tessera/engine"
+	"github.com/tessera/tessera/engine/dbtx"
 	"github.com/tessera/tessera/workflows/dsl"
 )
 
@@ -72,13 +73,18 @@ func loadVersion(ctx context.Context, db querier, name string, version int) (*Ve
 }
 
 // putVersion stores a definition as the next version unless it equals the current
-// one. Versions are never changed afterwards: running instances keep theirs.
+// one. Versions are never changed afterwards: running instances keep theirs. It joins
+// the transaction ctx carries, if any (a module install, see dbtx).
 func putVersion(ctx context.Context, pool *pgxpool.Pool, def *dsl.Definition, raw []byte, by uuid.UUID) (*Version, bool, error) {
 	var out *Version
 	created := false
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, dbtx.Of(ctx, pool), func(tx pgx.Tx) error {
 		// Serializes two saves of the same workflow so versions stay dense.
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('workflow:' || $1, 0))`, def.Name); err != nil {
+			return err
+		}
+		// Also when the definition is unchanged: a save repairs the identity's roles.
+		if err := putServiceUser(ctx, tx, def); err != nil {
 			return err
 		}
 		cur, err := loadVersion(ctx, tx, def.Name, 0)
@@ -157,17 +163,18 @@ func recordTriggers(ctx context.Context, db querier, entity string) ([]*Version,
 
 // insertRun creates the run row when a run is started, so it is visible before its
 // first journal arrives. A duplicate start leaves the existing row alone.
-func insertRun(ctx context.Context, db execer, id, workflow string, version int, actor string, input, trigger map[string]any) error {
-	in, err := nullJSON(input)
+func insertRun(ctx context.Context, db execer, id string, run RunInput) error {
+	in, err := nullJSON(run.Input)
 	if err != nil {
 		return err
 	}
-	tr, err := nullJSON(trigger)
+	tr, err := nullJSON(run.Trigger)
 	if err != nil {
 		return err
 	}
-	_, err = db.Exec(ctx, `INSERT INTO tessera.workflow_runs (id, workflow, version, actor, input, trigger)
-		VALUES ($1, $2, $3, NULLIF($4, '')::uuid, $5, $6) ON CONFLICT (id) DO NOTHING`, id, workflow, version, actor, in, tr)
+	_, err = db.Exec(ctx, `INSERT INTO tessera.workflow_runs (id, workflow, version, actor, started_by, input, trigger)
+		VALUES ($1, $2, $3, NULLIF($4, '')::uuid, NULLIF($5, '')::uuid, $6, $7) ON CONFLICT (id) DO NOTHING`,
+		id, run.Workflow, run.Version, run.Actor, run.startedBy(), in, tr)
 	if err != nil {
 		return fmt.Errorf("record run %s: %w", id, err)
 	}

@@ -27,8 +27,14 @@ type RunInput struct {
 	// Trigger is the outbox payload of a record trigger: entity, id, event, version,
 	// record, old, actor.
 	Trigger map[string]any `json:"trigger,omitempty"`
-	// Actor is the user the run acts as: whoever triggered or started it.
-	Actor  string `json:"actor,omitempty"`
+	// Actor is the user the run acts as: whoever triggered or started it, or the
+	// workflow's service identity when its definition declares runAs.
+	Actor string `json:"actor,omitempty"`
+	// StartedBy is who triggered or started the run (empty for a change no user made).
+	// Histories from before it existed leave it empty; Actor is then that user.
+	StartedBy string `json:"startedBy,omitempty"`
+	// RunAs marks a run whose Actor is a service identity, not StartedBy.
+	RunAs  bool   `json:"runAs,omitempty"`
 	Parent string `json:"parent,omitempty"`
 	// Attempt counts retries of a failed run; ids of tasks and notifications include
 	// it so a retry opens fresh tasks while records stay idempotent.
@@ -104,6 +110,7 @@ type RunHeader struct {
 	Workflow  string         `json:"workflow"`
 	Version   int            `json:"version"`
 	Actor     string         `json:"actor,omitempty"`
+	StartedBy string         `json:"startedBy,omitempty"`
 	Parent    string         `json:"parent,omitempty"`
 	StartedAt time.Time      `json:"startedAt"`
 	Input     map[string]any `json:"input,omitempty"`

@@ -30,6 +30,9 @@ func (s *Service) CreateAPIKey(ctx context.Context, userID uuid.UUID, name strin
 	if expiresAt != nil && expiresAt.Before(time.Now()) {
 		return "", APIKey{}, &FieldError{Field: "/expires_at", Message: "must be in the future"}
 	}
+	if err := s.refuseService(ctx, userID); err != nil {
+		return "", APIKey{}, err
+	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return "", APIKey{}, err

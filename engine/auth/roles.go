@@ -9,6 +9,8 @@ import (
 	"io"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tessera/tessera/engine/dbtx"
 )
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
@@ -16,13 +18,14 @@ func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 // ErrRoleNotFound is returned for an unknown role.
 var ErrRoleNotFound = errors.New("role not found")
 
-// PutRole stores a role (validated by the caller against the entities it names).
+// PutRole stores a role (validated by the caller against the entities it names), in
+// the transaction ctx carries if any (dbtx).
 func (s *Service) PutRole(ctx context.Context, r Role) error {
 	def, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO tessera.roles (name, module, definition) VALUES ($1, $2, $3)
+	_, err = dbtx.Of(ctx, s.pool).Exec(ctx, `INSERT INTO tessera.roles (name, module, definition) VALUES ($1, $2, $3)
 		ON CONFLICT (name) DO UPDATE SET module = EXCLUDED.module, definition = EXCLUDED.definition, updated_at = now()`,
 		r.Name, r.Module, def)
 	return err

@@ -78,7 +78,7 @@ func (s *Service) Login(ctx context.Context, email, password, client string) (st
 func (s *Service) userWithHash(ctx context.Context, email string) (User, string, error) {
 	var hash string
 	u, err := scanUserRow(s.pool.QueryRow(ctx, `SELECT `+userColumns+`, u.password_hash FROM tessera.users u
-		WHERE lower(u.email) = lower($1) AND u.disabled_at IS NULL`, email), &hash)
+		WHERE lower(u.email) = lower($1) AND u.disabled_at IS NULL AND NOT u.service`, email), &hash)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return User{}, "", ErrInvalidCredentials
 	}
@@ -128,11 +128,11 @@ func (s *Service) Authenticate(ctx context.Context, token string) (User, error) 
 	case strings.HasPrefix(token, apiKeyPrefix):
 		u, err = scanUserRow(s.pool.QueryRow(ctx, `UPDATE tessera.api_keys k SET last_used_at = now()
 			FROM tessera.users u WHERE k.key_hash = $1 AND k.user_id = u.id AND k.revoked_at IS NULL
-			AND (k.expires_at IS NULL OR k.expires_at > now()) AND u.disabled_at IS NULL
+			AND (k.expires_at IS NULL OR k.expires_at > now()) AND u.disabled_at IS NULL AND NOT u.service
 			RETURNING `+userColumns, hashToken(token)))
 	default:
 		u, err = scanUserRow(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM tessera.sessions s JOIN tessera.users u ON u.id = s.user_id
-			WHERE s.token_hash = $1 AND s.expires_at > now() AND u.disabled_at IS NULL`, hashToken(token)))
+			WHERE s.token_hash = $1 AND s.expires_at > now() AND u.disabled_at IS NULL AND NOT u.service`, hashToken(token)))
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return User{}, ErrUnauthenticated

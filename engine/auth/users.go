@@ -31,6 +31,7 @@ type User struct {
 	Roles     []string  `json:"roles"`
 	Teams     []string  `json:"teams"`
 	IsAdmin   bool      `json:"is_admin"`
+	Service   bool      `json:"service"` // a workflow's identity (runAs): listed, never signs in
 	CreatedAt time.Time `json:"created_at"`
 	// Policy is the union of the user's roles, loaded with the user.
 	Policy *Policy `json:"-"`
@@ -38,7 +39,7 @@ type User struct {
 
 // userColumns selects a user (alias u) with the definitions of their roles, so one
 // query per request yields identity and permissions, never stale.
-const userColumns = `u.id, u.email, u.name, u.roles, u.teams, u.is_admin, u.created_at,
+const userColumns = `u.id, u.email, u.name, u.roles, u.teams, u.is_admin, u.service, u.created_at,
 	(SELECT coalesce(jsonb_agg(r.definition ORDER BY r.name), '[]') FROM tessera.roles r WHERE r.name = ANY(u.roles))`
 
 func scanUserRow(row pgx.Row, extra ...any) (User, error) {
@@ -46,7 +47,7 @@ func scanUserRow(row pgx.Row, extra ...any) (User, error) {
 		u     User
 		roles []byte
 	)
-	dest := append([]any{&u.ID, &u.Email, &u.Name, &u.Roles, &u.Teams, &u.IsAdmin, &u.CreatedAt, &roles}, extra...)
+	dest := append([]any{&u.ID, &u.Email, &u.Name, &u.Roles, &u.Teams, &u.IsAdmin, &u.Service, &u.CreatedAt, &roles}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return User{}, err
 	}
@@ -186,11 +187,14 @@ func (s *Service) SetPassword(ctx context.Context, id uuid.UUID, password string
 	if err != nil {
 		return err
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE tessera.users SET password_hash = $2 WHERE id = $1`, id, hash)
+	tag, err := s.pool.Exec(ctx, `UPDATE tessera.users SET password_hash = $2 WHERE id = $1 AND NOT service`, id, hash)
 	if err != nil {
 		return err
 	}
 	if tag.RowsAffected() == 0 {
+		if err := s.refuseService(ctx, id); err != nil {
+			return err
+		}
 		return fmt.Errorf("user %s: %w", id, ErrUserNotFound)
 	}
 	_, err = s.pool.Exec(ctx, `DELETE FROM tessera.sessions WHERE user_id = $1`, id)

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tessera/tessera/engine"
+	"github.com/tessera/tessera/engine/dbtx"
 	"github.com/tessera/tessera/engine/schema"
 	"github.com/tessera/tessera/engine/store"
 )
@@ -87,7 +88,8 @@ func (mg *Manager) prepare(ctx context.Context, actor engine.Actor, m *Module, d
 }
 
 // write applies a prepared module: scripts, entities in relation order, roles,
-// workflows, then the module row and, on a first install, its seed data.
+// workflows, then the module row and, on a first install, its seed data. Every write
+// joins the transaction ctx carries (apply's).
 func (mg *Manager) write(ctx context.Context, actor engine.Actor, s *installStep, opts Options, res *Result) error {
 	mf := &s.m.Manifest
 	for _, file := range mf.Scripts {
@@ -132,7 +134,7 @@ func (mg *Manager) write(ctx context.Context, actor engine.Actor, s *installStep
 		}
 	}
 	opaqueJSON, _ := json.Marshal(opaque)
-	if _, err := mg.Pool.Exec(ctx, `INSERT INTO tessera.modules (name, version, manifest, files) VALUES ($1, $2, $3, $4)
+	if _, err := dbtx.Of(ctx, mg.Pool).Exec(ctx, `INSERT INTO tessera.modules (name, version, manifest, files) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version, manifest = EXCLUDED.manifest, files = EXCLUDED.files, updated_at = now()`,
 		mf.Name, mf.Version, s.m.Raw, opaqueJSON); err != nil {
 		return err
@@ -155,10 +157,11 @@ func (mg *Manager) write(ctx context.Context, actor engine.Actor, s *installStep
 }
 
 // LoadDemo loads a module's demo data once: a second call finds it loaded and does
-// nothing.
+// nothing. It joins the transaction ctx carries, if any.
 func (mg *Manager) LoadDemo(ctx context.Context, actor engine.Actor, m *Module) (int, error) {
+	db := dbtx.Of(ctx, mg.Pool)
 	var loaded bool
-	err := mg.Pool.QueryRow(ctx, `SELECT demo_loaded FROM tessera.modules WHERE name = $1`, m.Manifest.Name).Scan(&loaded)
+	err := db.QueryRow(ctx, `SELECT demo_loaded FROM tessera.modules WHERE name = $1`, m.Manifest.Name).Scan(&loaded)
 	if err != nil {
 		return 0, fmt.Errorf("module %s: %w", m.Manifest.Name, err)
 	}
@@ -169,7 +172,7 @@ func (mg *Manager) LoadDemo(ctx context.Context, actor engine.Actor, m *Module) 
 	if err != nil {
 		return n, err
 	}
-	_, err = mg.Pool.Exec(ctx, `UPDATE tessera.modules SET demo_loaded = true WHERE name = $1`, m.Manifest.Name)
+	_, err = db.Exec(ctx, `UPDATE tessera.modules SET demo_loaded = true WHERE name = $1`, m.Manifest.Name)
 	return n, err
 }
 

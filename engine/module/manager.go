@@ -15,6 +15,7 @@ import (
 
 	"github.com/tessera/tessera/engine"
 	"github.com/tessera/tessera/engine/auth"
+	"github.com/tessera/tessera/engine/dbtx"
 	"github.com/tessera/tessera/engine/store"
 )
 
@@ -268,13 +269,18 @@ func (mg *Manager) UpgradeModule(ctx context.Context, actor engine.Actor, m *Mod
 
 // apply installs or upgrades target and the dependencies it needs, dependencies first.
 //
-// What "a failed install leaves the previous version intact" covers: every module is
+// A failed install or upgrade leaves the previous version intact. Every module is
 // validated and every entity change is planned (a dry run against the live rows)
-// before anything is written, so invalid definitions, missing dependencies and
-// migrations that would fail on existing rows or need confirmation change nothing.
-// Each entity change is then its own transaction; an error past that point (a lost
-// connection, a concurrent change) stops at the entity named in the error, with the
-// entities before it already at the new version and the module row still at the old.
+// first, so invalid definitions, missing dependencies and migrations that would fail
+// on existing rows or need confirmation are refused with a plan before anything is
+// written. Then everything of every module (scripts, entities and their tables,
+// roles, workflows, the module rows, seed and demo data) is written in one
+// transaction: an error at any point, say a seed record that does not validate or a
+// lost connection, rolls all of it back. Other requests see none of it until the
+// commit: the engine keeps uncommitted definitions out of its caches, and requests on
+// a table being changed wait for the commit (DDL locks the table). Only Temporal
+// schedules of the modules' workflows are synced after the commit; a failure there
+// is returned, with the modules installed.
 func (mg *Manager) apply(ctx context.Context, actor engine.Actor, target *Module, installed map[string]string, opts Options) (_ *Result, err error) {
 	// One module operation at a time across nodes: two installs interleaving their
 	// entity changes would each plan against a state the other is changing.
@@ -326,12 +332,15 @@ func (mg *Manager) apply(ctx context.Context, actor engine.Actor, target *Module
 	if opts.DryRun {
 		return res, nil
 	}
-	for _, s := range steps {
-		if err := mg.write(ctx, actor, s, opts, res); err != nil {
-			return res, err
+	err = dbtx.Run(ctx, mg.Pool, func(ctx context.Context) error {
+		for _, s := range steps {
+			if err := mg.write(ctx, actor, s, opts, res); err != nil {
+				return err
+			}
 		}
-	}
-	return res, nil
+		return nil
+	})
+	return res, err
 }
 
 // Uninstall removes an installed module. Its roles go; its entities, their tables

@@ -31,6 +31,34 @@ type callState struct {
 	call    *Call
 	console []string
 	errors  []FieldError
+	clock   *budgetClock
+}
+
+// budgetClock charges a script's budget only while its JavaScript runs. Time blocked in
+// a db call — waiting for a row lock other writers hold, or running the nested write's
+// own hooks, which have budgets of their own — is not the script's doing, and charging
+// it would fail every writer but the first that queue on one busy row.
+type budgetClock struct {
+	timer   *time.Timer
+	left    time.Duration
+	started time.Time
+	spent   bool // the timer fired: the runtime is interrupted
+}
+
+func (c *budgetClock) pause() {
+	if !c.timer.Stop() {
+		c.spent = true
+		return
+	}
+	c.left -= time.Since(c.started)
+}
+
+func (c *budgetClock) resume() {
+	if c.spent {
+		return
+	}
+	c.started = time.Now()
+	c.timer.Reset(max(c.left, 0))
 }
 
 // timeout is the Interrupt value of an exhausted budget.
@@ -152,26 +180,33 @@ func capStringGrowth(vm *goja.Runtime) {
 func (s *sandbox) dbBinding() goja.Value {
 	vm := s.vm
 	db := vm.NewObject()
-	get := func() DB {
-		if s.state.call.DB == nil {
+	// call runs one db operation with the budget clock paused (see budgetClock) and
+	// turns its error into a JavaScript exception.
+	call := func(op func(DB) (any, error)) goja.Value {
+		st := s.state
+		if st.call.DB == nil {
 			panic(vm.NewTypeError("db is not available in this kind of script"))
 		}
-		return s.state.call.DB
-	}
-	throw := func(err error) {
+		st.clock.pause()
+		out, err := op(st.call.DB)
+		st.clock.resume()
 		if err != nil {
 			panic(vm.NewGoError(err))
 		}
+		if recs, ok := out.([]map[string]any); ok {
+			items := make([]any, len(recs))
+			for i, r := range recs {
+				items[i] = s.toJS(r)
+			}
+			return vm.NewArray(items...)
+		}
+		return s.toJS(out)
 	}
 	_ = db.Set("get", func(entity, id string) goja.Value {
-		rec, err := get().Get(entity, id)
-		throw(err)
-		return s.toJS(rec)
+		return call(func(d DB) (any, error) { return d.Get(entity, id) })
 	})
 	_ = db.Set("find", func(entity, filter string) goja.Value {
-		rec, err := get().Find(entity, filter)
-		throw(err)
-		return s.toJS(rec)
+		return call(func(d DB) (any, error) { return d.Find(entity, filter) })
 	})
 	_ = db.Set("list", func(entity, filter string, opts map[string]any) goja.Value {
 		sort, _ := opts["sort"].(string)
@@ -179,23 +214,19 @@ func (s *sandbox) dbBinding() goja.Value {
 		if l, ok := opts["limit"].(int64); ok && l > 0 && l < MaxListRows {
 			limit = int(l)
 		}
-		recs, err := get().List(entity, filter, sort, limit)
-		throw(err)
-		items := make([]any, len(recs))
-		for i, r := range recs {
-			items[i] = s.toJS(r)
-		}
-		return vm.NewArray(items...)
+		return call(func(d DB) (any, error) { return d.List(entity, filter, sort, limit) })
 	})
 	_ = db.Set("create", func(entity string, rec goja.Value) goja.Value {
-		out, err := get().Create(entity, exportRecord(rec))
-		throw(err)
-		return s.toJS(out)
+		fields := exportRecord(rec)
+		return call(func(d DB) (any, error) { return d.Create(entity, fields) })
 	})
 	_ = db.Set("update", func(entity, id string, patch goja.Value) goja.Value {
-		out, err := get().Update(entity, id, exportRecord(patch))
-		throw(err)
-		return s.toJS(out)
+		fields := exportRecord(patch)
+		return call(func(d DB) (any, error) { return d.Update(entity, id, fields) })
+	})
+	_ = db.Set("adjust", func(entity, id string, amounts goja.Value) goja.Value {
+		fields := exportRecord(amounts)
+		return call(func(d DB) (any, error) { return d.Adjust(entity, id, fields) })
 	})
 	return db
 }
@@ -210,6 +241,7 @@ func (s *sandbox) run(ctx context.Context, prog *goja.Program, prefixLen int, ca
 		vm.Interrupt(timeout{budget})
 		close(fired)
 	})
+	st.clock = &budgetClock{timer: timer, left: budget, started: time.Now()}
 	stopOnCancel := context.AfterFunc(ctx, func() { vm.Interrupt(ctx.Err()) })
 	start := time.Now()
 	defer func() {
@@ -285,6 +317,7 @@ func (s *sandbox) scriptError(name string, err error, prefixLen int, budget time
 		if v := exception.Value(); v != nil {
 			e.Message = v.String()
 		}
+		e.Cause = exception.Unwrap()
 		if strings.Contains(e.Message, "string too long") {
 			e.Kind = "limit"
 		}

@@ -52,6 +52,8 @@ type DB interface {
 	List(entity, filter, sort string, limit int) ([]map[string]any, error)
 	Create(entity string, record map[string]any) (map[string]any, error)
 	Update(entity, id string, patch map[string]any) (map[string]any, error)
+	// Adjust adds signed amounts to number fields, atomically under the row's lock.
+	Adjust(entity, id string, amounts map[string]any) (map[string]any, error)
 }
 
 // Call is one script invocation.
@@ -101,7 +103,12 @@ type Error struct {
 	Stack   string `json:"stack,omitempty"`
 	// Console holds what the script logged before it failed.
 	Console []string `json:"console,omitempty"`
+	// Cause is the Go error a binding threw, e.g. the validation error of a write the
+	// script made through db: callers can report it as what it is.
+	Cause error `json:"-"`
 }
+
+func (e *Error) Unwrap() error { return e.Cause }
 
 func (e *Error) Error() string {
 	if e.Line > 0 {

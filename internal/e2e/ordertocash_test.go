@@ -7,8 +7,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tessera/tessera/internal/testdb"
 )
 
 // o2cCall is expect with the answer's body in the failure message.
@@ -115,22 +118,46 @@ func o2cExpect(t *testing.T, what string, rec map[string]any, want map[string]st
 	}
 }
 
-// TestOrderToCash runs the order_to_cash module's workflow on the built binary: a won
-// opportunity becomes a sales order, stock is reserved or produced, shipped, issued,
-// invoiced with exact totals, paid after an overdue reminder and closed; a second
-// order is cancelled while production is pending and is compensated.
+// kill ends the process at once (SIGKILL), as a crash would.
+func (p *proc) kill() {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		p.t.Fatalf("%s: kill: %v", p.name, err)
+	}
+	<-p.done
+}
+
+// TestOrderToCash runs the order_to_cash module's workflows on the built binary in the
+// scaled topology (Temporal, an API node without a worker, a worker process): a sales
+// rep wins an opportunity and the process — acting as its own service identity —
+// creates the sales order, reserves what is in stock, buys the missing components and
+// has the rest produced per bill of materials, ships (with a delay alert to the
+// account owner), issues the stock, invoices with exact totals, reminds when overdue
+// and closes when paid. The worker is killed twice mid-run, once right as the invoice
+// is written, and exactly one invoice results. Two more orders are cancelled mid-way:
+// one by its order status, one by cancelling the run; both are compensated.
 func TestOrderToCash(t *testing.T) {
-	dir := dataDir(t)
-	httpAddr, temporalAddr := freeAddr(t), freeAddr(t)
-	serve := start(t, "serve", adminEnv(), "serve", "--data-dir", dir, "--addr", httpAddr, "--temporal-listen", temporalAddr)
-	serve.waitReady(httpAddr)
+	dbURL := testdb.New(t)
+	temporalAddr, httpAddr := freeAddr(t), freeAddr(t)
+	temporal := start(t, "temporal", nil, "temporal", "--data-dir", dataDir(t), "--listen", temporalAddr)
+	env := []string{"DATABASE_URL=" + dbURL, "TEMPORAL_ADDRESS=" + temporalAddr,
+		"TESSERA_ADMIN_EMAIL=" + adminEmail, "TESSERA_ADMIN_PASSWORD=" + adminPassword}
+	api := start(t, "api", env, "serve", "--no-worker", "--addr", httpAddr)
+	worker := start(t, "worker", env, "worker")
+	workers := 1
+	restartWorker := func() {
+		worker.kill()
+		workers++
+		worker = start(t, fmt.Sprintf("worker-%d", workers), env, "worker")
+	}
+	api.waitReady(httpAddr)
 	admin := newClient(t, httpAddr)
 	admin.login(adminEmail, adminPassword)
 
 	// The module and its dependencies.
 	var installed struct{ Installed []string }
 	admin.o2cCall("POST", "/api/v1/modules/order_to_cash/install", nil, 200, &installed)
-	for _, m := range []string{"crm", "sales", "inventory", "manufacturing", "delivery", "accounting", "order_to_cash"} {
+	for _, m := range []string{"crm", "sales", "inventory", "manufacturing", "purchasing", "delivery", "accounting", "order_to_cash"} {
 		if !strings.Contains(fmt.Sprint(installed.Installed), m) {
 			t.Fatalf("install: %v lacks %s", installed.Installed, m)
 		}
@@ -149,60 +176,79 @@ func TestOrderToCash(t *testing.T) {
 	}
 	admin.o2cCall("PUT", "/api/v1/workflows/order_to_cash", rawJSON(short), 201, nil)
 
-	// People: the account owner (sales rep), the shop floor, delivery, accounting.
+	// People: the account owner (a sales rep at the order desk), the shop floor,
+	// purchasing, delivery, accounting. None of them may do what the process does.
 	const pw = "a long password"
 	users := map[string]string{}
-	for _, u := range []struct{ email, role string }{
-		{"sam@example.com", "sales_rep"}, {"fred@example.com", "shop_floor"},
-		{"dora@example.com", "delivery"}, {"alice@example.com", "accountant"},
+	clientsByEmail := map[string]*apiClient{}
+	for _, u := range []struct {
+		email string
+		roles []string
+	}{
+		{"sam@example.com", []string{"sales_rep", "order_desk"}}, {"fred@example.com", []string{"shop_floor"}},
+		{"bob@example.com", []string{"buyer"}}, {"dora@example.com", []string{"delivery"}}, {"alice@example.com", []string{"accountant"}},
 	} {
 		var out struct{ ID string }
-		admin.expect("POST", "/api/v1/users", map[string]any{"email": u.email, "password": pw, "roles": []string{u.role}}, 201, &out)
+		admin.expect("POST", "/api/v1/users", map[string]any{"email": u.email, "password": pw, "roles": u.roles}, 201, &out)
 		users[u.email] = out.ID
+		c := newClient(t, httpAddr)
+		c.login(u.email, pw)
+		clientsByEmail[u.email] = c
 	}
-	samC, fredC, doraC, aliceC := newClient(t, httpAddr), newClient(t, httpAddr), newClient(t, httpAddr), newClient(t, httpAddr)
-	samC.login("sam@example.com", pw)
-	fredC.login("fred@example.com", pw)
-	doraC.login("dora@example.com", pw)
-	aliceC.login("alice@example.com", pw)
 	adminC := admin
 
-	// Master data: a warehouse, a product in stock and one short of it.
-	var wh, widget, gadget, acct map[string]any
+	// Master data: a warehouse; a widget in stock; a gadget short of stock, made of
+	// two bolts and half a kilo of wire; bolts are short too and bought from a supplier.
+	var wh, widget, gadget, bolt, wire, acct, supplier map[string]any
 	admin.o2cCall("POST", "/api/v1/data/warehouse", map[string]any{"code": "MAIN", "name": "Main warehouse"}, 201, &wh)
 	admin.o2cCall("POST", "/api/v1/data/product", map[string]any{"sku": "W-1", "name": "Widget", "list_price": "100.00"}, 201, &widget)
 	admin.o2cCall("POST", "/api/v1/data/product", map[string]any{"sku": "G-1", "name": "Gadget", "list_price": "19.99"}, 201, &gadget)
-	admin.o2cCall("POST", "/api/v1/data/stock_level", map[string]any{"product": o2cID(widget), "warehouse": o2cID(wh), "quantity": "10", "reserved": "0"}, 201, nil)
-	admin.o2cCall("POST", "/api/v1/data/stock_level", map[string]any{"product": o2cID(gadget), "warehouse": o2cID(wh), "quantity": "2", "reserved": "0"}, 201, nil)
+	admin.o2cCall("POST", "/api/v1/data/product", map[string]any{"sku": "B-8", "name": "Bolt M8", "type": "raw_material"}, 201, &bolt)
+	admin.o2cCall("POST", "/api/v1/data/product", map[string]any{"sku": "CW", "name": "Copper wire", "type": "raw_material", "unit": "kg"}, 201, &wire)
+	admin.o2cCall("POST", "/api/v1/data/bom", map[string]any{"name": "Gadget", "product": o2cID(gadget), "quantity": "1", "lines": []map[string]any{
+		{"component": o2cID(bolt), "quantity": "2"}, {"component": o2cID(wire), "quantity": "0.5"}}}, 201, nil)
+	admin.o2cCall("POST", "/api/v1/data/supplier", map[string]any{"name": "Rhein Fasteners"}, 201, &supplier)
+	admin.o2cCall("POST", "/api/v1/data/supplier_item", map[string]any{"supplier": o2cID(supplier), "product": o2cID(bolt), "unit_price": "0.25", "preferred": true}, 201, nil)
+	for product, qty := range map[*map[string]any]string{&widget: "10", &gadget: "2", &bolt: "4", &wire: "10"} {
+		admin.o2cCall("POST", "/api/v1/data/stock_move", map[string]any{"product": o2cID(*product), "to_warehouse": o2cID(wh),
+			"quantity": qty, "reason": "receipt", "status": "done", "reference": "opening"}, 201, nil)
+	}
 	admin.o2cCall("POST", "/api/v1/data/account", map[string]any{"name": "Acme Corp", "type": "customer", "owner": users["sam@example.com"]}, 201, &acct)
 
-	// win creates an opportunity with lines and marks it won; it returns the run id.
+	// win: the sales rep creates an opportunity with lines and marks it won; it
+	// returns the opportunity and the id of the run that starts.
 	win := func(t *testing.T, name string, lines []map[string]any) (string, string) {
 		t.Helper()
-		admin := &apiClient{t: t, base: adminC.base, token: adminC.token}
+		sam := &apiClient{t: t, base: adminC.base, token: clientsByEmail["sam@example.com"].token}
 		var opp map[string]any
-		admin.o2cCall("POST", "/api/v1/data/opportunity", map[string]any{"name": name, "account": o2cID(acct), "stage": "negotiation",
+		sam.o2cCall("POST", "/api/v1/data/opportunity", map[string]any{"name": name, "account": o2cID(acct), "stage": "negotiation",
 			"owner": users["sam@example.com"]}, 201, &opp)
 		for _, l := range lines {
 			l["opportunity"] = o2cID(opp)
-			admin.o2cCall("POST", "/api/v1/data/opportunity_line", l, 201, nil)
+			sam.o2cCall("POST", "/api/v1/data/opportunity_line", l, 201, nil)
 		}
 		var won map[string]any
-		admin.o2cCall("PATCH", "/api/v1/data/opportunity/"+o2cID(opp), map[string]any{"stage": "closed_won"}, 200, &won)
+		sam.o2cCall("PATCH", "/api/v1/data/opportunity/"+o2cID(opp), map[string]any{"stage": "closed_won"}, 200, &won)
 		return o2cID(opp), fmt.Sprintf("order_to_cash:opportunity:%s:update:%v", o2cID(opp), won["version"])
 	}
 	// Subtests fail through their own t.
-	clients := func(t *testing.T) (admin, sam, fred, dora, alice *apiClient, level func(map[string]any) map[string]any) {
+	type people struct{ admin, sam, fred, bob, dora, alice *apiClient }
+	clients := func(t *testing.T) (people, func(map[string]any) map[string]any) {
 		with := func(c *apiClient) *apiClient { return &apiClient{t: t, base: c.base, token: c.token} }
-		admin = with(adminC)
-		level = func(product map[string]any) map[string]any {
-			return admin.o2cOne("stock_level", fmt.Sprintf("product == %q", o2cID(product)))
+		p := people{with(adminC), with(clientsByEmail["sam@example.com"]), with(clientsByEmail["fred@example.com"]),
+			with(clientsByEmail["bob@example.com"]), with(clientsByEmail["dora@example.com"]), with(clientsByEmail["alice@example.com"])}
+		level := func(product map[string]any) map[string]any {
+			return p.admin.o2cOne("stock_level", fmt.Sprintf("product == %q", o2cID(product)))
 		}
-		return admin, with(samC), with(fredC), with(doraC), with(aliceC), level
+		return p, level
 	}
 
 	t.Run("won opportunity to cash", func(t *testing.T) {
-		admin, sam, fred, dora, alice, level := clients(t)
+		p, level := clients(t)
+		admin, sam, fred, bob, dora, alice := p.admin, p.sam, p.fred, p.bob, p.dora, p.alice
+		// The rep may not write what the process writes.
+		sam.o2cCall("POST", "/api/v1/data/invoice", map[string]any{"account": o2cID(acct)}, 403, nil)
+		sam.o2cCall("POST", "/api/v1/data/stock_move", map[string]any{"product": o2cID(widget), "quantity": "1", "reason": "receipt"}, 403, nil)
 		oppID, run := win(t, "Acme rollout", []map[string]any{
 			{"product": o2cID(widget), "description": "Widget", "quantity": "3", "unit_price": "100.00", "discount_percent": "10", "tax_rate": "20"},
 			{"product": o2cID(gadget), "description": "Gadget", "quantity": "5", "unit_price": "19.99", "tax_rate": "20"},
@@ -220,62 +266,83 @@ func TestOrderToCash(t *testing.T) {
 		o2cExpect(t, "order", order, map[string]string{"account": o2cID(acct), "subtotal": "399.95", "discount_total": "30.00", "tax_total": "73.99", "total": "443.94"})
 		number := fmt.Sprint(order["number"])
 
-		// The gadget is short: the account owner hears of it at once, and the shop
-		// floor (not delivery, not sales) is asked to produce the difference.
+		// The gadget is short: the account owner hears of it at once; a production
+		// order for the difference is raised; its bolts are short (6 needed, 4 in
+		// stock), so 2 are bought from the preferred supplier and the buyer (not the
+		// shop floor) is asked to receive them.
 		note := sam.o2cNotified("Stock short: Gadget")
 		if !strings.Contains(note, number) || !strings.Contains(note, "5 ordered, 2 available") {
 			t.Errorf("shortage notification %q", note)
 		}
-		produce := fred.o2cWaitTask(run, "produce")
+		receive := bob.o2cWaitTask(run, "receive")
 		mo := admin.o2cOne("production_order", fmt.Sprintf("source_reference == %q", number))
 		o2cExpect(t, "production order", mo, map[string]string{"product": o2cID(gadget), "quantity": "3", "status": "released"})
+		po := admin.o2cOne("purchase_order", fmt.Sprintf("source_reference == %q", mo["number"]))
+		o2cExpect(t, "purchase order", po, map[string]string{"supplier": o2cID(supplier), "status": "sent", "total": "0.50"})
 		// The widget was reserved from stock meanwhile.
 		o2cExpect(t, "widget level", level(widget), map[string]string{"quantity": "10", "reserved": "3"})
+
+		// A worker crash while the run waits for people changes nothing.
+		restartWorker()
+		fred.expect("POST", "/api/v1/tasks/"+receive+"/complete", map[string]any{"outcome": "received"}, 403, nil)
+		bob.expect("POST", "/api/v1/tasks/"+receive+"/complete", map[string]any{"outcome": "received"}, 200, nil)
+		produce := fred.o2cWaitTask(run, "produce")
+		o2cExpect(t, "bolts received", level(bolt), map[string]string{"quantity": "6", "reserved": "0"})
+		o2cExpect(t, "purchase order", admin.o2cOne("purchase_order", fmt.Sprintf("id == %q", o2cID(po))), map[string]string{"status": "received"})
 		dora.expect("POST", "/api/v1/tasks/"+produce+"/complete", map[string]any{"outcome": "completed"}, 403, nil)
 		sam.expect("POST", "/api/v1/tasks/"+produce+"/complete", map[string]any{"outcome": "completed"}, 403, nil)
 		fred.expect("POST", "/api/v1/tasks/"+produce+"/complete", map[string]any{"outcome": "completed"}, 200, nil)
 
-		// Delivery picks, ships (the shop floor may not) and confirms delivery.
+		// Production consumed its components per BOM and produced the gadgets, which
+		// are reserved; delivery picks.
 		pick := dora.o2cWaitTask(run, "pick")
+		o2cExpect(t, "bolts consumed", level(bolt), map[string]string{"quantity": "0", "reserved": "0"})
+		o2cExpect(t, "wire consumed", level(wire), map[string]string{"quantity": "8.5", "reserved": "0"})
 		o2cExpect(t, "gadget level after production", level(gadget), map[string]string{"quantity": "5", "reserved": "5"})
 		o2cExpect(t, "production order", admin.o2cOne("production_order", fmt.Sprintf("source_reference == %q", number)), map[string]string{"status": "done"})
 		shipment := admin.o2cOne("shipment", fmt.Sprintf("sales_order == %q", o2cID(order)))
 		o2cExpect(t, "shipment", shipment, map[string]string{"status": "planned", "account": o2cID(acct)})
 		fred.expect("POST", "/api/v1/tasks/"+pick+"/complete", map[string]any{"outcome": "picked"}, 403, nil)
 		dora.expect("POST", "/api/v1/tasks/"+pick+"/complete", map[string]any{"outcome": "picked"}, 200, nil)
+
+		// The carrier is late: delivery marks the shipment delayed and the account
+		// owner is told at once.
 		ship := dora.o2cWaitTask(run, "ship")
+		dora.o2cCall("PATCH", "/api/v1/data/shipment/"+o2cID(shipment), map[string]any{"status": "delayed", "delay_reason": "Carrier strike until Monday"}, 200, nil)
+		if note := sam.o2cNotified("is delayed"); !strings.Contains(note, "Carrier strike") || !strings.Contains(note, "Acme Corp") {
+			t.Errorf("delay notification %q", note)
+		}
 		dora.expect("POST", "/api/v1/tasks/"+ship+"/complete", map[string]any{"outcome": "shipped",
 			"data": map[string]any{"carrier": "DHL", "tracking_number": "JD0123"}}, 200, nil)
 		deliver := dora.o2cWaitTask(run, "deliver")
-		// Shipped goods left the warehouse: issue moves, stock and reservations down.
+		// Shipped goods left the warehouse: the reservations were issued.
 		o2cExpect(t, "widget level after issue", level(widget), map[string]string{"quantity": "7", "reserved": "0"})
 		o2cExpect(t, "gadget level after issue", level(gadget), map[string]string{"quantity": "0", "reserved": "0"})
-		if moves := admin.o2cRecords("stock_move", fmt.Sprintf("reference == %q && reason == \"delivery\"", number)); len(moves) != 2 {
-			t.Errorf("issue moves %v", moves)
-		}
 		if res := admin.o2cRecords("stock_move", fmt.Sprintf("reference == %q && reason == \"reservation\" && status == \"issued\"", number)); len(res) != 2 {
 			t.Errorf("issued reservations %v", res)
 		}
-		dora.expect("POST", "/api/v1/tasks/"+deliver+"/complete", map[string]any{"outcome": "delivered"}, 200, nil)
 
-		// Exactly one invoice, with the order's lines and exact totals.
-		var invoice map[string]any
-		o2cEventually(t, "the invoice", func() bool {
-			items := admin.o2cRecords("invoice", fmt.Sprintf("sales_order == %q", o2cID(order)))
-			if len(items) > 1 {
-				t.Fatalf("%d invoices", len(items))
-			}
-			if len(items) == 1 {
-				invoice = items[0]
-			}
-			return invoice != nil
+		// Delivery confirmed; the worker is killed the moment the invoice exists —
+		// between the invoice being written and the run moving on — and restarted.
+		dora.expect("POST", "/api/v1/tasks/"+deliver+"/complete", map[string]any{"outcome": "delivered"}, 200, nil)
+		o2cEventually(t, "the invoice being written", func() bool {
+			return len(admin.o2cRecords("invoice", fmt.Sprintf("sales_order == %q", o2cID(order)))) > 0
 		})
-		o2cExpect(t, "invoice", invoice, map[string]string{"status": "issued", "subtotal": "399.95", "discount_total": "30.00", "tax_total": "73.99", "total": "443.94"})
-		o2cExpect(t, "shipment", admin.o2cOne("shipment", fmt.Sprintf("sales_order == %q", o2cID(order))),
-			map[string]string{"status": "delivered", "carrier": "DHL", "tracking_number": "JD0123"})
+		restartWorker()
 
 		// Unpaid past its (shortened) terms: the account owner is reminded.
 		sam.o2cNotified("is overdue (reminder 1)")
+		invoices := admin.o2cRecords("invoice", fmt.Sprintf("sales_order == %q", o2cID(order)))
+		if len(invoices) != 1 {
+			t.Fatalf("%d invoices after the worker restart: %v", len(invoices), invoices)
+		}
+		invoice := invoices[0]
+		o2cExpect(t, "invoice", invoice, map[string]string{"status": "issued", "subtotal": "399.95", "discount_total": "30.00", "tax_total": "73.99", "total": "443.94"})
+		if invoice["created_by"] == users["sam@example.com"] || invoice["created_by"] == nil {
+			t.Errorf("invoice created by %v, want the process's service identity", invoice["created_by"])
+		}
+		o2cExpect(t, "shipment", admin.o2cOne("shipment", fmt.Sprintf("sales_order == %q", o2cID(order))),
+			map[string]string{"status": "delivered", "carrier": "DHL", "tracking_number": "JD0123"})
 		alice.o2cCall("POST", "/api/v1/data/payment", map[string]any{"invoice": o2cID(invoice), "account": o2cID(acct),
 			"amount": "443.94", "paid_on": time.Now().UTC().Format("2006-01-02"), "method": "bank_transfer"}, 201, nil)
 		r := admin.waitRun(run)
@@ -287,13 +354,14 @@ func TestOrderToCash(t *testing.T) {
 	})
 
 	t.Run("cancelled order is compensated", func(t *testing.T) {
-		admin, sam, fred, _, _, level := clients(t)
+		p, level := clients(t)
+		admin, sam, bob := p.admin, p.sam, p.bob
 		oppID, run := win(t, "Acme second order", []map[string]any{
 			{"product": o2cID(widget), "quantity": "2", "unit_price": "100.00", "tax_rate": "20"},
 			{"product": o2cID(gadget), "quantity": "4", "unit_price": "19.99", "tax_rate": "20"},
 		})
-		// The widget is reserved and production of the gadget is pending.
-		fred.o2cWaitTask(run, "produce")
+		// The widget is reserved; the gadget's bolts are being bought for production.
+		bob.o2cWaitTask(run, "receive")
 		order := admin.o2cOne("sales_order", fmt.Sprintf("opportunity == %q", oppID))
 		number := fmt.Sprint(order["number"])
 		o2cExpect(t, "widget level", level(widget), map[string]string{"quantity": "7", "reserved": "2"})
@@ -320,15 +388,16 @@ func TestOrderToCash(t *testing.T) {
 		}
 		admin.expect("GET", "/api/v1/tasks?assignee=all&run="+urlEscape(run), nil, 200, &tasks)
 		for _, tk := range tasks.Items {
-			if tk.Step == "produce" && tk.Status != "cancelled" {
-				t.Errorf("production task %+v", tk)
+			if tk.Step == "receive" && tk.Status != "cancelled" {
+				t.Errorf("receipt task %+v", tk)
 			}
 		}
 		sam.o2cNotified("Order " + number + " cancelled")
 	})
 
 	t.Run("cancelled run is compensated", func(t *testing.T) {
-		admin, sam, _, dora, _, level := clients(t)
+		p, level := clients(t)
+		admin, sam, dora := p.admin, p.sam, p.dora
 		oppID, run := win(t, "Acme third order", []map[string]any{
 			{"product": o2cID(widget), "quantity": "1", "unit_price": "100.00", "tax_rate": "20"},
 		})
@@ -363,5 +432,7 @@ func TestOrderToCash(t *testing.T) {
 	if inv := adminC.o2cRecords("invoice", ""); len(inv) != 1 {
 		t.Errorf("%d invoices in all, want 1", len(inv))
 	}
-	serve.stop()
+	api.stop()
+	worker.stop()
+	temporal.stop()
 }

@@ -47,9 +47,17 @@ type Definition struct {
 	Title       string          `json:"title,omitempty"`
 	Description string          `json:"description,omitempty"`
 	Trigger     Trigger         `json:"trigger"`
+	RunAs       *RunAs          `json:"runAs,omitempty"`
 	Input       json.RawMessage `json:"input,omitempty"`
 	Output      map[string]any  `json:"output,omitempty"`
 	Steps       []*Step         `json:"steps"`
+}
+
+// RunAs makes a workflow's runs act as its own service identity, a user that holds
+// exactly these roles, instead of as the user who triggered or started them: the
+// process has the rights it needs while that user keeps only theirs.
+type RunAs struct {
+	Roles []string `json:"roles"`
 }
 
 // Trigger says what starts a run.

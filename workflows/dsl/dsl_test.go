@@ -70,6 +70,10 @@ func TestParseProblems(t *testing.T) {
 		{"bad cron", `{"name": "a", "trigger": {"type": "schedule", "cron": "every monday"}, "steps": [{"id": "x", "type": "fail", "message": "m"}]}`, "/trigger/cron"},
 		{"bad when", `{"name": "a", "trigger": {"type": "record", "entity": "d", "on": ["create"], "when": "(("}, "steps": [{"id": "x", "type": "fail", "message": "m"}]}`, "/trigger/when"},
 		{"not json", `{"name": `, ""},
+		{"runAs without roles", `{"name": "a", "trigger": {"type": "manual"}, "runAs": {}, "steps": [{"id": "x", "type": "fail", "message": "m"}]}`, "/runAs"},
+		{"runAs empty roles", `{"name": "a", "trigger": {"type": "manual"}, "runAs": {"roles": []}, "steps": [{"id": "x", "type": "fail", "message": "m"}]}`, "/runAs/roles"},
+		{"runAs role not a name", `{"name": "a", "trigger": {"type": "manual"}, "runAs": {"roles": ["r", 3]}, "steps": [{"id": "x", "type": "fail", "message": "m"}]}`, "/runAs/roles/1"},
+		{"runAs unknown key", `{"name": "a", "trigger": {"type": "manual"}, "runAs": {"roles": ["r"], "admin": true}, "steps": [{"id": "x", "type": "fail", "message": "m"}]}`, "/runAs"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -85,6 +89,26 @@ func TestParseProblems(t *testing.T) {
 			}
 			t.Fatalf("no problem at %q: %+v", tc.path, de.Problems)
 		})
+	}
+}
+
+// TestRunAs decodes the declared identity, and conditions can tell it from the user
+// who started the run.
+func TestRunAs(t *testing.T) {
+	def, err := Parse([]byte(`{"name": "a", "trigger": {"type": "manual"}, "runAs": {"roles": ["clerk", "stock"]},
+	  "steps": [{"id": "x", "type": "fail", "message": "m", "if": "$run.as != $run.actor"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.RunAs == nil || strings.Join(def.RunAs.Roles, ",") != "clerk,stock" {
+		t.Fatalf("runAs %+v", def.RunAs)
+	}
+	s := Scope{"run": map[string]any{"actor": "u1", "as": "s1"}}
+	if ok, err := s.Cond(def.Steps[0].If); err != nil || !ok {
+		t.Fatalf("$run.as != $run.actor: %v %v", ok, err)
+	}
+	if def, err := Parse([]byte(`{"name": "a", "trigger": {"type": "manual"}, "steps": [{"id": "x", "type": "fail", "message": "m"}]}`)); err != nil || def.RunAs != nil {
+		t.Fatalf("without runAs: %+v %v", def, err)
 	}
 }
 
