@@ -204,13 +204,14 @@ func Problems(err error) []Problem {
 			// branch allows.
 			code, msg = "unknown_property", "not a property of this object"
 		}
-		out = append(out, Problem{Path: pointer(e.InstanceLocation), Code: code, Message: msg})
+		out = append(out, Problem{Path: Pointer(e.InstanceLocation), Code: code, Message: msg})
 	}
 	walk(ve)
 	return out
 }
 
-func pointer(tokens []string) string {
+// Pointer is the JSON pointer (RFC 6901) of a path of object keys and array indexes.
+func Pointer(tokens []string) string {
 	var sb strings.Builder
 	for _, t := range tokens {
 		sb.WriteByte('/')

@@ -2,6 +2,9 @@ package dsl
 
 import (
 	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -137,4 +140,44 @@ func ParseTime(s string) (time.Time, error) {
 		return t, nil
 	}
 	return time.Time{}, fmt.Errorf("%q is not a date-time (2026-03-01T09:00:00Z) or a date (2026-03-01)", s)
+}
+
+// triggerKeys are what $trigger holds in a run a record change started: the change's
+// outbox payload. The record's fields are under record (and old), not on $trigger.
+var triggerKeys = []string{"entity", "id", "version", "event", "record", "old", "actor"}
+
+var triggerRef = regexp.MustCompile(`\$trigger\.([A-Za-z_][A-Za-z0-9_]*)`)
+
+// checkTriggerRefs finds $trigger.x references anywhere in a record-triggered
+// definition whose x is not part of the payload, e.g. $trigger.status for
+// $trigger.record.status, which would resolve to nothing at run time.
+func checkTriggerRefs(raw []byte) []schema.Problem {
+	doc, err := schema.DecodeValue(raw)
+	if err != nil {
+		return nil
+	}
+	var problems []schema.Problem
+	var walk func(path []string, v any)
+	walk = func(path []string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, item := range x {
+				walk(append(slices.Clip(path), k), item)
+			}
+		case []any:
+			for i, item := range x {
+				walk(append(slices.Clip(path), strconv.Itoa(i)), item)
+			}
+		case string:
+			for _, m := range triggerRef.FindAllStringSubmatch(x, -1) {
+				if !slices.Contains(triggerKeys, m[1]) {
+					problems = append(problems, schema.Problem{Path: schema.Pointer(path), Code: "reference", Message: fmt.Sprintf(
+						"$trigger has no %q: it holds %s; the changed record's fields are $trigger.record.<field>", m[1], strings.Join(triggerKeys, ", "))})
+				}
+			}
+		}
+	}
+	walk(nil, doc)
+	slices.SortFunc(problems, func(a, b schema.Problem) int { return strings.Compare(a.Path, b.Path) })
+	return problems
 }

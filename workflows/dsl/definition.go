@@ -200,7 +200,11 @@ func Parse(raw []byte) (*Definition, error) {
 	if err != nil {
 		return nil, &schema.DefinitionError{Problems: []schema.Problem{{Path: "", Code: "json", Message: err.Error()}}}
 	}
-	if problems := check(def); len(problems) > 0 {
+	problems := check(def)
+	if def.Trigger.Type == TriggerRecord {
+		problems = append(problems, checkTriggerRefs(raw)...)
+	}
+	if len(problems) > 0 {
 		return nil, &schema.DefinitionError{Problems: problems}
 	}
 	return def, nil

@@ -70,6 +70,7 @@ func TestParseProblems(t *testing.T) {
 		{"bad cron", `{"name": "a", "trigger": {"type": "schedule", "cron": "every monday"}, "steps": [{"id": "x", "type": "fail", "message": "m"}]}`, "/trigger/cron"},
 		{"bad when", `{"name": "a", "trigger": {"type": "record", "entity": "d", "on": ["create"], "when": "(("}, "steps": [{"id": "x", "type": "fail", "message": "m"}]}`, "/trigger/when"},
 		{"not json", `{"name": `, ""},
+		{"record field on $trigger", `{"name": "a", "trigger": {"type": "record", "entity": "d", "on": ["update"]}, "steps": [{"id": "g", "type": "get", "entity": "account", "record": "$trigger.id"}, {"id": "n", "type": "notify", "to": {"role": "r"}, "title": "{{ $trigger.record.name }} is {{ $trigger.status }}"}]}`, "/steps/1/title"},
 		{"runAs without roles", `{"name": "a", "trigger": {"type": "manual"}, "runAs": {}, "steps": [{"id": "x", "type": "fail", "message": "m"}]}`, "/runAs"},
 		{"runAs empty roles", `{"name": "a", "trigger": {"type": "manual"}, "runAs": {"roles": []}, "steps": [{"id": "x", "type": "fail", "message": "m"}]}`, "/runAs/roles"},
 		{"runAs role not a name", `{"name": "a", "trigger": {"type": "manual"}, "runAs": {"roles": ["r", 3]}, "steps": [{"id": "x", "type": "fail", "message": "m"}]}`, "/runAs/roles/1"},
