@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -130,6 +131,10 @@ func (e *Engine) create(ctx context.Context, t *txn, entity string, rec map[stri
 	if err := checkWritable(acc, c.entity, rec, auth.Create); err != nil {
 		return nil, err
 	}
+	// A new record has no value where null is given, as a merge patch would leave it:
+	// a workflow copying an empty field (an opportunity without owner) creates the
+	// record without it rather than failing on "null is not a string".
+	maps.DeleteFunc(rec, func(_ string, v any) bool { return v == nil })
 	for _, f := range c.entity.LiveFields() {
 		if _, ok := rec[f.Name]; !ok && f.Default != nil && !f.ReadOnly {
 			if rec[f.Name], err = schema.DecodeValue(f.Default); err != nil {

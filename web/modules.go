@@ -1,16 +1,13 @@
 package web
 
 import (
-	"context"
 	"errors"
 	"io"
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/tessera/tessera/engine"
 	"github.com/tessera/tessera/engine/module"
 	"github.com/tessera/tessera/modules"
-	"github.com/tessera/tessera/workflows"
 )
 
 // moduleHandlers serve /modules: list, install, upgrade, uninstall, export, import.
@@ -19,20 +16,11 @@ type moduleHandlers struct {
 	audit auditFunc
 }
 
-// workflowStore adapts the workflow service to the module installer.
-type workflowStore struct{ s *workflows.Service }
-
-func (w workflowStore) PutWorkflow(ctx context.Context, name string, def []byte) error {
-	// The installing administrator is not known here; created_by stays empty.
-	_, _, err := w.s.PutDefinition(ctx, engine.Actor{IsAdmin: true}, name, def)
-	return err
-}
-
 // mountModules mounts the module routes; only administrators manage modules.
 func mountModules(r fiber.Router, d Deps, audit auditFunc) {
 	mg := &module.Manager{Pool: d.Pool, Engine: d.Engine, Auth: d.Auth, Builtin: modules.FS, Log: d.Logger}
 	if d.Workflows != nil {
-		mg.Workflows = workflowStore{d.Workflows}
+		mg.Workflows = d.Workflows
 	}
 	h := &moduleHandlers{mg: mg, audit: audit}
 	r.Get("/modules", requireAdmin, h.list)

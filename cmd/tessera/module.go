@@ -18,6 +18,7 @@ import (
 	"github.com/tessera/tessera/engine/module"
 	"github.com/tessera/tessera/engine/store"
 	"github.com/tessera/tessera/modules"
+	"github.com/tessera/tessera/workflows"
 )
 
 func moduleCmd() *cobra.Command {
@@ -162,7 +163,11 @@ func withManager(ctx context.Context, fn func(mg *module.Manager) error) error {
 	}
 	defer pool.Close()
 	log := newLogger()
-	return fn(&module.Manager{Pool: pool, Engine: engine.New(pool, log), Auth: auth.NewService(pool), Builtin: modules.FS, Log: log})
+	eng := engine.New(pool, log)
+	// No Temporal client here: a schedule trigger a module brings is synced to Temporal
+	// when its definition is next saved by a server.
+	wf := &workflows.Service{Pool: pool, Engine: eng, Log: log}
+	return fn(&module.Manager{Pool: pool, Engine: eng, Auth: auth.NewService(pool), Workflows: wf, Builtin: modules.FS, Log: log})
 }
 
 // installDemo installs every built-in module with its demo data on a database
@@ -197,9 +202,9 @@ func installDemo(ctx context.Context, mg *module.Manager) error {
 var serveDemo bool
 
 // maybeDemo runs installDemo when --demo was given.
-func maybeDemo(ctx context.Context, pool *pgxpool.Pool, eng *engine.Engine, users *auth.Service, log *slog.Logger) error {
+func maybeDemo(ctx context.Context, pool *pgxpool.Pool, eng *engine.Engine, users *auth.Service, wf *workflows.Service, log *slog.Logger) error {
 	if !serveDemo {
 		return nil
 	}
-	return installDemo(ctx, &module.Manager{Pool: pool, Engine: eng, Auth: users, Builtin: modules.FS, Log: log})
+	return installDemo(ctx, &module.Manager{Pool: pool, Engine: eng, Auth: users, Workflows: wf, Builtin: modules.FS, Log: log})
 }

@@ -177,8 +177,9 @@ func (mg *Manager) LoadDemo(ctx context.Context, actor engine.Actor, m *Module) 
 }
 
 // loadData writes data files through the one write path (hooks, validation,
-// autonumbers). A record with an "id" keeps it (CreateWithID, so loading twice
-// writes nothing twice), which lets other files refer to it.
+// autonumbers, record triggers). A record with an "id" keeps it (CreateWithID, so
+// loading twice writes nothing twice), which lets other files refer to it. An update
+// file patches the records it names.
 func (mg *Manager) loadData(ctx context.Context, actor engine.Actor, m *Module, files []DataFile) (int, error) {
 	n := 0
 	for _, d := range files {
@@ -190,13 +191,20 @@ func (mg *Manager) loadData(ctx context.Context, actor engine.Actor, m *Module, 
 			idText, _ := rec["id"].(string)
 			delete(rec, "id")
 			body, _ := json.Marshal(rec)
+			var id uuid.UUID
 			if idText != "" {
-				id, perr := uuid.Parse(idText)
-				if perr != nil {
-					return n, fmt.Errorf("module %s, %s: record %d: id: %w", m.Manifest.Name, d.File, i, perr)
+				if id, err = uuid.Parse(idText); err != nil {
+					return n, fmt.Errorf("module %s, %s: record %d: id: %w", m.Manifest.Name, d.File, i, err)
 				}
+			}
+			switch {
+			case d.Update && id == uuid.Nil:
+				return n, fmt.Errorf("module %s, %s: record %d: an update names the record it changes by its id", m.Manifest.Name, d.File, i)
+			case d.Update:
+				_, err = mg.Engine.Update(ctx, actor, d.Entity, id, body, nil)
+			case id != uuid.Nil:
 				_, _, err = mg.Engine.CreateWithID(ctx, actor, d.Entity, id, body)
-			} else {
+			default:
 				_, err = mg.Engine.Create(ctx, actor, d.Entity, body)
 			}
 			if err != nil {

@@ -34,10 +34,12 @@ type Manifest struct {
 	Demo         []DataFile        `json:"demo,omitempty"`
 }
 
-// DataFile is a file of records for one entity.
+// DataFile is a file of records for one entity: new records, or with Update, merge
+// patches of existing ones named by their id.
 type DataFile struct {
 	Entity string `json:"entity"`
 	File   string `json:"file"`
+	Update bool   `json:"update,omitempty"`
 }
 
 // Title is the English label, or the name.

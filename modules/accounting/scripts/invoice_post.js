@@ -7,6 +7,10 @@
 const open = ["issued", "partially_paid", "paid", "overdue"];
 if (!open.includes(record.status)) return;
 if (old && open.includes(old.status)) return; // posted on an earlier transition
+// Cancelled since (this runs after the commit): there is nothing to post, and the
+// cancellation (scripts/invoice_cancel.js) found nothing to reverse.
+const current = db.get("invoice", record.id);
+if (current && current.status === "cancelled") return;
 const source = "invoice:" + record.id;
 if (db.find("journal_entry", "source == " + JSON.stringify(source))) return;
 
