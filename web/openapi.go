@@ -190,6 +190,7 @@ func buildOpenAPI(ents []*engine.EntityInfo) (obj, error) {
 		obj{"name": "users", "description": "User accounts (administrators only)."},
 		obj{"name": "entities", "description": "Entity definitions: JSON Schema documents with x- keywords; PUT migrates the tables."},
 		obj{"name": "meta", "description": "This document."},
+		obj{"name": "notifications", "description": "In-app notifications from workflows."},
 	}
 	addFixedPaths(paths)
 
@@ -218,11 +219,14 @@ func buildOpenAPI(ents []*engine.EntityInfo) (obj, error) {
 		"tags":     tags,
 		"paths":    paths,
 		"components": obj{
-			"schemas":         schemas,
-			"responses":       errorResponses(),
-			"parameters":      sharedParameters(),
-			"headers":         obj{"ETag": obj{"description": `The record version, quoted ("3"); send it back in If-Match.`, "schema": obj{"type": "string"}}},
-			"securitySchemes": obj{"bearerAuth": obj{"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <token>, with a session token from POST /auth/login or an API key."}},
+			"schemas":    schemas,
+			"responses":  errorResponses(),
+			"parameters": sharedParameters(),
+			"headers":    obj{"ETag": obj{"description": `The record version, quoted ("3"); send it back in If-Match.`, "schema": obj{"type": "string"}}},
+			"securitySchemes": obj{
+				"bearerAuth": obj{"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <token>, with a session token from POST /auth/login or an API key."},
+				"cookieAuth": obj{"type": "apiKey", "in": "cookie", "name": sessionCookie, "description": "The browser's session cookie set by POST /auth/login; unsafe methods also need the X-CSRF-Token header."},
+			},
 		},
 	}, nil
 }
@@ -565,6 +569,20 @@ func addFixedPaths(paths obj) {
 		"tags": []any{"meta"}, "operationId": "imports.get", "summary": "Progress and report of an import",
 		"parameters": []any{obj{"name": "job", "in": "path", "required": true, "schema": uuidSchema("The job id given to import.")}},
 		"responses":  responses(obj{"200": okJSON("The job.", obj{"type": "object"})}, 401, 404),
+	}}
+	paths["/notifications/stream"] = obj{"get": obj{
+		"tags": []any{"notifications"}, "operationId": "notifications.stream", "summary": "Stream new notifications",
+		"description": "Server-Sent Events: each new notification of the signed-in user as `event: notification` with `id:` the notification id and " +
+			"`data:` the notification object as GET /notifications lists it; `: ping` comments keep the connection alive. " +
+			"Nothing old is sent unless Last-Event-ID (or lastEventId) names one of the user's notifications: then those created after it " +
+			"(at most 100, the newest) come first. Works with the session cookie, since EventSource cannot set headers.",
+		"security": []any{obj{"bearerAuth": []any{}}, obj{"cookieAuth": []any{}}},
+		"parameters": []any{
+			obj{"name": "Last-Event-ID", "in": "header", "description": "The id of the last event received; replays what came after it.", "schema": uuidSchema("A notification id.")},
+			obj{"name": "lastEventId", "in": "query", "description": "Last-Event-ID for clients that reconnect by hand.", "schema": uuidSchema("A notification id.")},
+		},
+		"responses": responses(obj{"200": obj{"description": "The event stream; it ends when the server shuts down or the client falls behind, and the client reconnects with Last-Event-ID.",
+			"content": obj{"text/event-stream": obj{"schema": obj{"type": "string"}}}}}, 401),
 	}}
 	paths["/openapi.json"] = obj{"get": obj{
 		"tags": []any{"meta"}, "operationId": "meta.openapi", "summary": "This OpenAPI document",

@@ -35,6 +35,9 @@ type Deps struct {
 	Checks map[string]Check
 	// Workflows serves definitions, runs, tasks and notifications; nil leaves them out.
 	Workflows *workflows.Service
+	// Notifications feeds GET /notifications/stream; nil leaves the stream out. The
+	// caller runs it (go hub.Run(ctx)): when ctx ends, open streams end.
+	Notifications *workflows.NotificationHub
 }
 
 // New builds the fiber app with every route mounted.
@@ -112,7 +115,7 @@ func New(d Deps) *fiber.App {
 	authed.Get("/x/:module/:name", sh.endpoint)
 	authed.Post("/x/:module/:name", sh.endpoint)
 
-	mountWorkflows(authed, d.Workflows, h.audit)
+	mountWorkflows(authed, d.Workflows, d.Notifications, h.audit)
 	mountModules(authed, d, h.audit)
 
 	app.Use(func(c *fiber.Ctx) error { return notFound("no route for " + c.Method() + " " + c.Path()) })

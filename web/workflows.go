@@ -14,15 +14,17 @@ import (
 // credentials HTTP steps use.
 type workflowHandlers struct {
 	svc   *workflows.Service
+	hub   *workflows.NotificationHub
 	audit auditFunc
 }
 
-// mountWorkflows adds the workflow routes to the authenticated group.
-func mountWorkflows(authed fiber.Router, svc *workflows.Service, audit auditFunc) {
+// mountWorkflows adds the workflow routes to the authenticated group; the
+// notification stream only with a hub.
+func mountWorkflows(authed fiber.Router, svc *workflows.Service, hub *workflows.NotificationHub, audit auditFunc) {
 	if svc == nil {
 		return
 	}
-	h := &workflowHandlers{svc: svc, audit: audit}
+	h := &workflowHandlers{svc: svc, hub: hub, audit: audit}
 	authed.Get("/workflows", h.list)
 	authed.Get("/workflows/:name", h.get)
 	authed.Put("/workflows/:name", requireAdmin, h.put)
@@ -39,6 +41,9 @@ func mountWorkflows(authed fiber.Router, svc *workflows.Service, audit auditFunc
 	authed.Post("/tasks/:id/claim", h.taskAction(workflows.TaskClaim))
 	authed.Post("/tasks/:id/reassign", h.taskAction(workflows.TaskReassign))
 	authed.Get("/notifications", h.listNotifications)
+	if hub != nil {
+		authed.Get("/notifications/stream", h.streamNotifications)
+	}
 	authed.Post("/notifications/:id/read", h.markRead)
 	authed.Get("/credentials", requireAdmin, h.listCredentials)
 	authed.Put("/credentials/:name", requireAdmin, h.putCredential)

@@ -30,20 +30,48 @@ func (s *Service) ListNotifications(ctx context.Context, actor engine.Actor, unr
 	if limit <= 0 || limit > 500 {
 		limit = 100
 	}
-	rows, err := s.Pool.Query(ctx, fmt.Sprintf(`SELECT id, title, body, link, run_id, created_at, read_at FROM tessera.notifications
+	rows, err := s.Pool.Query(ctx, fmt.Sprintf(`SELECT `+notificationColumns+` FROM tessera.notifications
 		WHERE user_id = $1 AND (NOT $2 OR read_at IS NULL) ORDER BY created_at DESC, id DESC LIMIT %d`, limit), actor.UserID, unreadOnly)
 	if err != nil {
 		return nil, fmt.Errorf("list notifications: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Notification, error) {
-		var n Notification
-		err := row.Scan(&n.ID, &n.Title, &n.Body, &n.Link, &n.Run, &n.CreatedAt, &n.ReadAt)
-		return n, err
-	})
+	out, err := pgx.CollectRows(rows, scanNotification)
 	if out == nil {
 		out = []Notification{}
 	}
 	return out, err
+}
+
+// NotificationReplayLimit bounds what NotificationsAfter returns.
+const NotificationReplayLimit = 100
+
+// NotificationsAfter lists the actor's notifications created after the one with id
+// after (in created_at, id order), oldest first: what a reconnecting stream missed. Of
+// more than NotificationReplayLimit it keeps the newest, since an alert stream is for
+// what is current and the list endpoint still has the rest. An id that is not one of
+// the actor's notifications yields none.
+func (s *Service) NotificationsAfter(ctx context.Context, actor engine.Actor, after uuid.UUID) ([]Notification, error) {
+	rows, err := s.Pool.Query(ctx, fmt.Sprintf(`SELECT `+notificationColumns+` FROM (
+		SELECT n.* FROM tessera.notifications n JOIN tessera.notifications seen ON seen.id = $2 AND seen.user_id = $1
+		WHERE n.user_id = $1 AND (n.created_at, n.id) > (seen.created_at, seen.id)
+		ORDER BY n.created_at DESC, n.id DESC LIMIT %d) missed ORDER BY created_at, id`, NotificationReplayLimit), actor.UserID, after)
+	if err != nil {
+		return nil, fmt.Errorf("notifications after %s: %w", after, err)
+	}
+	out, err := pgx.CollectRows(rows, scanNotification)
+	if out == nil {
+		out = []Notification{}
+	}
+	return out, err
+}
+
+// notificationColumns are what scanNotification reads.
+const notificationColumns = `id, title, body, link, run_id, created_at, read_at`
+
+func scanNotification(row pgx.CollectableRow) (Notification, error) {
+	var n Notification
+	err := row.Scan(&n.ID, &n.Title, &n.Body, &n.Link, &n.Run, &n.CreatedAt, &n.ReadAt)
+	return n, err
 }
 
 // MarkRead marks one of the actor's notifications read.

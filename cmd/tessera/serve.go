@@ -74,7 +74,8 @@ func serve(ctx context.Context, addr string, cfg platformConfig, noWorker bool) 
 	}
 	eng := engine.New(p.pool, log)
 	go eng.Listen(ctx)
-	if err := maybeDemo(ctx, p.pool, eng, users, log); err != nil {
+	wf := &workflows.Service{Pool: p.pool, Engine: eng, Temporal: p.temporal, Log: log}
+	if err := maybeDemo(ctx, p.pool, eng, users, wf, log); err != nil {
 		return err
 	}
 	if !noWorker {
@@ -83,16 +84,22 @@ func serve(ctx context.Context, addr string, cfg platformConfig, noWorker bool) 
 		}
 	}
 
+	// Streams of new notifications; they end when ctx does, so Shutdown below is not
+	// held up by them.
+	hub := workflows.NewNotificationHub(p.pool, log)
+	go hub.Run(ctx)
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	app := web.New(web.Deps{
-		Pool:      p.pool,
-		Auth:      users,
-		Engine:    eng,
-		Logger:    log,
-		Registry:  reg,
-		Checks:    map[string]web.Check{"temporal": workflows.CheckHealth(p.temporal)},
-		Workflows: &workflows.Service{Pool: p.pool, Engine: eng, Temporal: p.temporal, Log: log},
+		Pool:          p.pool,
+		Auth:          users,
+		Engine:        eng,
+		Logger:        log,
+		Registry:      reg,
+		Checks:        map[string]web.Check{"temporal": workflows.CheckHealth(p.temporal)},
+		Workflows:     wf,
+		Notifications: hub,
 	})
 	served := make(chan error, 1)
 	go func() { served <- app.Listener(ln) }()
