@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -116,6 +119,34 @@ func o2cExpect(t *testing.T, what string, rec map[string]any, want map[string]st
 			t.Errorf("%s: %s = %q, want %q (record %v)", what, k, got, v, rec)
 		}
 	}
+}
+
+// o2cStream opens the user's realtime notification stream and returns the data lines
+// of its events as they arrive; the stream closes when the test ends.
+func (c *apiClient) o2cStream() <-chan string {
+	c.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	c.t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, "GET", c.base+"/api/v1/notifications/stream", nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		c.t.Fatalf("notification stream: %v %v", resp, err)
+	}
+	events := make(chan string, 100)
+	go func() {
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				events <- data
+			}
+		}
+	}()
+	return events
 }
 
 // kill ends the process at once (SIGKILL), as a crash would.
@@ -249,6 +280,9 @@ func TestOrderToCash(t *testing.T) {
 		// The rep may not write what the process writes.
 		sam.o2cCall("POST", "/api/v1/data/invoice", map[string]any{"account": o2cID(acct)}, 403, nil)
 		sam.o2cCall("POST", "/api/v1/data/stock_move", map[string]any{"product": o2cID(widget), "quantity": "1", "reason": "receipt"}, 403, nil)
+		// The rep watches the realtime stream: the worker writes the alert, the API node
+		// streams it.
+		stream := sam.o2cStream()
 		oppID, run := win(t, "Acme rollout", []map[string]any{
 			{"product": o2cID(widget), "description": "Widget", "quantity": "3", "unit_price": "100.00", "discount_percent": "10", "tax_rate": "20"},
 			{"product": o2cID(gadget), "description": "Gadget", "quantity": "5", "unit_price": "19.99", "tax_rate": "20"},
@@ -273,6 +307,14 @@ func TestOrderToCash(t *testing.T) {
 		note := sam.o2cNotified("Stock short: Gadget")
 		if !strings.Contains(note, number) || !strings.Contains(note, "5 ordered, 2 available") {
 			t.Errorf("shortage notification %q", note)
+		}
+		select {
+		case ev := <-stream:
+			if !strings.Contains(ev, "Stock short: Gadget") {
+				t.Errorf("first streamed notification %s", ev)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("the shortage alert did not arrive on the realtime stream")
 		}
 		receive := bob.o2cWaitTask(run, "receive")
 		mo := admin.o2cOne("production_order", fmt.Sprintf("source_reference == %q", number))
