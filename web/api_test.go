@@ -18,8 +18,7 @@ import (
 
 	"github.com/tessera/tessera/engine"
 	"github.com/tessera/tessera/engine/auth"
-	"github.com/tessera/tessera/engine/store"
-	"github.com/tessera/tessera/internal/testdb"
+	"github.com/tessera/tessera/internal/testpool"
 )
 
 const (
@@ -37,16 +36,8 @@ type testBundle struct {
 
 func setup(t *testing.T) *testBundle {
 	t.Helper()
-	url := testdb.New(t)
 	ctx := context.Background()
-	if _, err := store.Migrate(ctx, url); err != nil {
-		t.Fatal(err)
-	}
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := testpool.New(t)
 	users := auth.NewService(pool)
 	if _, _, err := users.Bootstrap(ctx, testAdmin, testPassword); err != nil {
 		t.Fatal(err)

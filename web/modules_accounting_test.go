@@ -61,40 +61,15 @@ func TestAccountingPostsBalancedJournal(t *testing.T) {
 		{"1000", "25.97", "0.00"}, {"1100", "0.00", "25.97"}}, b)
 
 	// Trial balance: the documented report query.
-	var tb struct {
-		Items []map[string]any
-	}
-	b.expect("POST", "/api/v1/reports/query", map[string]any{
-		"entity":  "gl_posting",
-		"groupBy": []map[string]any{{"field": "account_code"}},
-		"measures": []map[string]any{
-			{"op": "sum", "field": "debit", "as": "debit"},
-			{"op": "sum", "field": "credit", "as": "credit"}},
-		"sort": "account_code",
-	}, 200, &tb)
-	want := map[string][2]string{
-		"1000": {"65.97", "0.00"}, "1100": {"65.97", "65.97"}, "2200": {"0.00", "6.00"}, "4000": {"0.00", "59.97"}}
-	if len(tb.Items) != len(want) {
-		t.Fatalf("trial balance: %v", tb.Items)
-	}
-	debit, credit := "0.00", "0.00"
-	for _, row := range tb.Items {
-		code, _ := row["account_code"].(string)
-		w, ok := want[code]
-		if !ok || row["debit"] != w[0] || row["credit"] != w[1] {
-			t.Errorf("trial balance row %v, want %v", row, w)
-		}
-		debit, credit = addMoney(t, debit, row["debit"]), addMoney(t, credit, row["credit"])
-	}
-	if debit != credit || debit != "131.94" {
-		t.Fatalf("trial balance: debit %s, credit %s", debit, credit)
-	}
+	rows := trialBalance(t, b, map[string][2]string{
+		"1000": {"65.97", "0.00"}, "1100": {"65.97", "65.97"}, "2200": {"0.00", "6.00"}, "4000": {"0.00", "59.97"}}, "131.94")
 	// Receivable ends at zero: 65.97 − 65.97.
-	if r := tb.Items[1]; r["account_code"] != "1100" || r["debit"] != r["credit"] {
+	if r := rows[1]; r["account_code"] != "1100" || r["debit"] != r["credit"] {
 		t.Fatalf("receivable: %v", r)
 	}
 
 	// A balance at a date: only the first payment by 2026-11-10.
+	var tb page
 	b.expect("POST", "/api/v1/reports/query", map[string]any{
 		"entity": "gl_posting", "filter": `entry_date <= "2026-11-10" && account_code == "1000"`,
 		"groupBy":  []map[string]any{{"field": "account_code"}},

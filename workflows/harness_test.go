@@ -16,8 +16,7 @@ import (
 
 	"github.com/tessera/tessera/engine"
 	"github.com/tessera/tessera/engine/auth"
-	"github.com/tessera/tessera/engine/store"
-	"github.com/tessera/tessera/internal/testdb"
+	"github.com/tessera/tessera/internal/testpool"
 	"github.com/tessera/tessera/workflows/dsl"
 )
 
@@ -54,21 +53,14 @@ func setup(t *testing.T) *bundle { return setupTB(t) }
 func setupTB(t testing.TB) *bundle {
 	t.Helper()
 	ctx := context.Background()
-	url := testdb.New(t)
-	if _, err := store.Migrate(ctx, url); err != nil {
-		t.Fatal(err)
-	}
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := testpool.New(t)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	users := auth.NewService(pool)
 	if _, _, err := users.Bootstrap(ctx, "admin@example.com", "a long admin password"); err != nil {
 		t.Fatal(err)
 	}
 	b := &bundle{t: t, pool: pool, eng: engine.New(pool, log), users: users}
+	var err error
 	if b.admin, err = users.UserByEmail(ctx, "admin@example.com"); err != nil {
 		t.Fatal(err)
 	}

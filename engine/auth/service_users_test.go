@@ -9,22 +9,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tessera/tessera/engine/auth"
-	"github.com/tessera/tessera/engine/store"
-	"github.com/tessera/tessera/internal/testdb"
+	"github.com/tessera/tessera/internal/testpool"
 )
 
 func setup(t *testing.T) (*pgxpool.Pool, *auth.Service) {
 	t.Helper()
-	ctx := context.Background()
-	url := testdb.New(t)
-	if _, err := store.Migrate(ctx, url); err != nil {
-		t.Fatal(err)
-	}
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := testpool.New(t)
 	return pool, auth.NewService(pool)
 }
 

@@ -1,9 +1,9 @@
 // beforeValidate of an invoice (it runs in the write's transaction, so the status and the
-// ledger never disagree: if the save fails, the reversal is rolled back with it).
+// journal never disagree: if the save fails, the reversal is rolled back with it).
 //
 // Cancelling an invoice that was posted to the ledger posts one reversing journal entry:
 // the lines of the invoice's original entry (source "invoice:<id>") with debit and credit
-// swapped, the exact amounts, source "invoice-cancel:<id>", and its gl_posting rows.
+// swapped, the exact amounts, source "invoice-cancel:<id>".
 // Posted entries are never edited or deleted. The reversal is dated the cancellation day
 // (never before the invoice date), so a closed period stays untouched.
 // It is driven by the ledger, not by the old status: a draft that was never issued has
@@ -46,29 +46,11 @@ const lines = (original.lines || []).map((l) => ({
   memo: memo,
 }));
 if (lines.length === 0) return;
-const entry = db.create("journal_entry", {
+// journal_post.js (the entry's afterSave) writes its ledger rows, as for every entry.
+db.create("journal_entry", {
   entry_date: date,
   memo: memo,
   status: "posted",
   source: source,
   lines: lines,
 });
-
-// The ledger rows in this same transaction (scripts/journal_post.js, the entry's
-// afterSave, finds them and does not write them twice).
-const codes = {};
-for (const l of entry.lines || lines) {
-  if (!(l.gl_account in codes)) {
-    const a = db.get("gl_account", l.gl_account);
-    codes[l.gl_account] = a ? a.code : null;
-  }
-  db.create("gl_posting", {
-    journal_entry: entry.id,
-    entry_date: entry.entry_date,
-    gl_account: l.gl_account,
-    account_code: codes[l.gl_account],
-    debit: decimal(l.debit || 0).toFixed(2),
-    credit: decimal(l.credit || 0).toFixed(2),
-    memo: l.memo || memo,
-  });
-}

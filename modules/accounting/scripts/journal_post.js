@@ -2,8 +2,7 @@
 // ledger (gl_posting) once, with its account code, so a trial balance is one report
 // query: gl_posting grouped by account_code summing debit and credit.
 if (record.status !== "posted" || (old && old.status === "posted")) return;
-// Once per entry: a script that wrote the rows in its own transaction (the reversal of a
-// cancelled invoice, scripts/invoice_cancel.js) is not mirrored twice.
+// Once per entry, however often it is saved.
 if (db.find("gl_posting", "journal_entry == " + JSON.stringify(record.id))) return;
 const codes = {};
 for (const l of record.lines || []) {
