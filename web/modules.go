@@ -8,9 +8,14 @@ import (
 
 	"github.com/tessera/tessera/engine/module"
 	"github.com/tessera/tessera/modules"
+	"github.com/tessera/tessera/workflows"
 )
 
-// moduleHandlers serve /modules: list, install, upgrade, uninstall, export, import.
+// The workflow service is the module installer's workflow store.
+var _ module.WorkflowInstaller = (*workflows.Service)(nil)
+
+// moduleHandlers serve /modules: list, install, upgrade, uninstall, export, import,
+// and packaging what was designed on this instance.
 type moduleHandlers struct {
 	mg    *module.Manager
 	audit auditFunc
@@ -25,6 +30,7 @@ func mountModules(r fiber.Router, d Deps, audit auditFunc) {
 	h := &moduleHandlers{mg: mg, audit: audit}
 	r.Get("/modules", requireAdmin, h.list)
 	r.Post("/modules/import", requireAdmin, h.importArchive)
+	r.Post("/modules/package", requireAdmin, h.pack)
 	r.Post("/modules/:name/install", requireAdmin, h.install)
 	r.Post("/modules/:name/upgrade", requireAdmin, h.upgrade)
 	r.Post("/modules/:name/uninstall", requireAdmin, h.uninstall)
@@ -71,6 +77,23 @@ func (h *moduleHandlers) export(c *fiber.Ctx) error {
 	}
 	c.Set(fiber.HeaderContentType, "application/gzip")
 	c.Set(fiber.HeaderContentDisposition, `attachment; filename="`+name+`.tar.gz"`)
+	return c.Send(data)
+}
+
+// pack answers a module archive of the entities, scripts, workflows and roles the
+// body names (module.PackageSpec), as they are now; problems are a 422 with file and
+// JSON pointer.
+func (h *moduleHandlers) pack(c *fiber.Ctx) error {
+	var spec module.PackageSpec
+	if err := decodeJSON(c, &spec); err != nil {
+		return err
+	}
+	data, err := h.mg.Package(c.UserContext(), spec)
+	if err != nil {
+		return moduleError(err)
+	}
+	c.Set(fiber.HeaderContentType, "application/gzip")
+	c.Set(fiber.HeaderContentDisposition, `attachment; filename="`+spec.Name+"-"+spec.Version+`.tar.gz"`)
 	return c.Send(data)
 }
 

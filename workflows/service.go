@@ -101,6 +101,16 @@ func (s *Service) PutWorkflow(ctx context.Context, name string, def []byte) erro
 	return err
 }
 
+// GetWorkflow returns a workflow's current definition as saved, for the module
+// exporter; the error wraps ErrNotFound when there is no such workflow.
+func (s *Service) GetWorkflow(ctx context.Context, name string) ([]byte, error) {
+	v, err := loadVersion(ctx, s.Pool, name, 0)
+	if err != nil {
+		return nil, err
+	}
+	return v.Definition, nil
+}
+
 // GetDefinition returns a version (0: the current one).
 func (s *Service) GetDefinition(ctx context.Context, name string, version int) (*Version, error) {
 	return loadVersion(ctx, s.Pool, name, version)

@@ -86,7 +86,66 @@ built-in modules and the folders next to DIR.`,
 			})
 		},
 	}
-	cmd.AddCommand(validate, install, list)
+	cmd.AddCommand(validate, install, list, packageCmd())
+	return cmd
+}
+
+// packageCmd is `tessera module package`: what an administrator designed on an
+// instance, packed as a module archive that `module install` or POST /modules/import
+// installs elsewhere with the same ids.
+func packageCmd() *cobra.Command {
+	var (
+		spec  module.PackageSpec
+		label string
+		out   string
+	)
+	cmd := &cobra.Command{
+		Use:   "package --name N --version V [--entity E]... [--script S]... [--workflow W]... [--role R]... -o FILE.tar.gz",
+		Short: "Pack entities, scripts, workflows and roles designed on an instance as a module archive (DATABASE_URL)",
+		Long: `Pack the current definitions of the named entities (with their x-field-ids), scripts,
+workflows and roles as a module archive. Hooks and workflow script steps are rewritten to
+the module's scripts; every problem is printed as ` + "`file: /pointer: message`" + `.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if label != "" {
+				spec.Label = map[string]string{"en": label}
+			}
+			if out == "" {
+				out = spec.Name + "-" + spec.Version + ".tar.gz"
+			}
+			return withManager(cmd.Context(), func(mg *module.Manager) error {
+				data, err := mg.Package(cmd.Context(), spec)
+				var me *module.Error
+				if errors.As(err, &me) {
+					for _, p := range me.Problems {
+						fmt.Println(p.String())
+					}
+					return fmt.Errorf("%d problems", len(me.Problems))
+				}
+				if err != nil {
+					return err
+				}
+				if err := os.WriteFile(out, data, 0o644); err != nil {
+					return err
+				}
+				fmt.Println(out)
+				return nil
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&spec.Name, "name", "", "module name")
+	f.StringVar(&spec.Version, "version", "", "module version (x.y.z)")
+	f.StringVar(&label, "label", "", "English label (default: the name)")
+	f.StringVar(&spec.Description, "description", "", "module description")
+	f.StringToStringVar(&spec.Dependencies, "dependency", nil, "a module it depends on, as name=range (repeatable)")
+	f.StringArrayVar(&spec.Entities, "entity", nil, "an entity to pack (repeatable)")
+	f.StringArrayVar(&spec.Scripts, "script", nil, "a script to pack, by stored name (repeatable)")
+	f.StringArrayVar(&spec.Workflows, "workflow", nil, "a workflow to pack (repeatable)")
+	f.StringArrayVar(&spec.Roles, "role", nil, "a role to pack (repeatable)")
+	f.StringVarP(&out, "output", "o", "", "archive to write (default NAME-VERSION.tar.gz)")
+	_ = cmd.MarkFlagRequired("name")
+	_ = cmd.MarkFlagRequired("version")
 	return cmd
 }
 

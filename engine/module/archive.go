@@ -24,9 +24,9 @@ const MaxArchiveBytes = 64 << 20
 
 // Export packs an installed module as it is now in this database: the current
 // definitions of its entities (with their x-field-ids, and fields users added), its
-// scripts, roles, forms, views and reports, under a manifest at the installed version.
-// Seed and demo data are not exported (they are the original package's), nor are
-// workflows (they live in the workflow store).
+// scripts, roles and workflows, and its forms, views and reports, under a manifest at
+// the installed version. Seed and demo data are not exported (they are the original
+// package's).
 func (mg *Manager) Export(ctx context.Context, name string) ([]byte, error) {
 	var raw, opaqueRaw []byte
 	err := mg.Pool.QueryRow(ctx, `SELECT manifest, files FROM tessera.modules WHERE name = $1`, name).Scan(&raw, &opaqueRaw)
@@ -97,9 +97,67 @@ func (mg *Manager) Export(ctx context.Context, name string) ([]byte, error) {
 	for file, data := range opaque {
 		files[file] = data
 	}
+	workflows, err := mg.currentWorkflows(ctx, mf, opaque)
+	if err != nil {
+		return nil, err
+	}
+	for _, file := range mf.Workflows {
+		if data, ok := workflows[file]; ok {
+			out.Workflows = append(out.Workflows, file)
+			files[file] = data
+		}
+	}
 	manifest, _ := json.MarshalIndent(out, "", "  ")
 	files[ManifestFile] = manifest
 	return WriteArchive(files)
+}
+
+// currentWorkflows maps a module's workflow files to the workflows' current
+// definitions in the workflow store. A workflow's name is read from the copy kept at
+// install or, for a module installed before copies were kept, from the catalog's copy
+// of the module; a workflow the store does not have (or every one, without a store)
+// keeps that copy. A file whose name cannot be found is left out.
+func (mg *Manager) currentWorkflows(ctx context.Context, mf Manifest, kept map[string]json.RawMessage) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	var catalog map[string]*Module
+	for _, file := range mf.Workflows {
+		data := []byte(kept[file])
+		if data == nil {
+			if catalog == nil {
+				var err error
+				if catalog, err = mg.Catalog(ctx); err != nil {
+					return nil, err
+				}
+			}
+			if m := catalog[mf.Name]; m != nil {
+				data = m.Files[file]
+			}
+		}
+		name := workflowName(data)
+		if name == "" {
+			continue
+		}
+		if mg.Workflows != nil {
+			cur, err := mg.Workflows.GetWorkflow(ctx, name)
+			switch {
+			case err == nil:
+				data = cur
+			case !errors.Is(err, engine.ErrNotFound):
+				return nil, fmt.Errorf("export workflow %s: %w", name, err)
+			}
+		}
+		out[file] = data
+	}
+	return out, nil
+}
+
+// workflowName reads a workflow definition's "name" without a full parse.
+func workflowName(def []byte) string {
+	var head struct {
+		Name string `json:"name"`
+	}
+	_ = json.Unmarshal(def, &head)
+	return head.Name
 }
 
 // WriteArchive packs files (module-relative path → bytes) as a .tar.gz, in path

@@ -15,8 +15,7 @@ import (
 
 	"github.com/tessera/tessera/engine"
 	"github.com/tessera/tessera/engine/auth"
-	"github.com/tessera/tessera/engine/store"
-	"github.com/tessera/tessera/internal/testdb"
+	"github.com/tessera/tessera/internal/testpool"
 	"github.com/tessera/tessera/workflows"
 )
 
@@ -38,15 +37,7 @@ type atomicBundle struct {
 func setupAtomic(t *testing.T) *atomicBundle {
 	t.Helper()
 	ctx := context.Background()
-	url := testdb.New(t)
-	if _, err := store.Migrate(ctx, url); err != nil {
-		t.Fatal(err)
-	}
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := testpool.New(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	eng := engine.New(pool, log)
 	builtin := fstest.MapFS{}
@@ -63,6 +54,10 @@ type workflowStore struct{ s *workflows.Service }
 func (w workflowStore) PutWorkflow(ctx context.Context, name string, def []byte) error {
 	_, _, err := w.s.PutDefinition(ctx, admin, name, def)
 	return err
+}
+
+func (w workflowStore) GetWorkflow(ctx context.Context, name string) ([]byte, error) {
+	return w.s.GetWorkflow(ctx, name)
 }
 
 var baseModule = map[string]string{

@@ -119,16 +119,14 @@ func (mg *Manager) write(ctx context.Context, actor engine.Actor, s *installStep
 			res.Skipped = append(res.Skipped, mf.Name+"/"+file+": no workflow store configured")
 			continue
 		}
-		var head struct {
-			Name string `json:"name"`
-		}
-		_ = json.Unmarshal(s.m.Files[file], &head)
-		if err := mg.Workflows.PutWorkflow(ctx, head.Name, s.m.Files[file]); err != nil {
+		if err := mg.Workflows.PutWorkflow(ctx, workflowName(s.m.Files[file]), s.m.Files[file]); err != nil {
 			return fmt.Errorf("module %s, %s: %w", mf.Name, file, err)
 		}
 	}
+	// Workflow files are kept with the opaque ones: export reads the workflows' names
+	// from them (and falls back to them when the store has none).
 	opaque := map[string]json.RawMessage{}
-	for _, list := range [][]string{mf.Forms, mf.Views, mf.Reports} {
+	for _, list := range [][]string{mf.Workflows, mf.Forms, mf.Views, mf.Reports} {
 		for _, file := range list {
 			opaque[file] = s.m.Files[file]
 		}

@@ -19,11 +19,14 @@ import (
 	"github.com/tessera/tessera/engine/store"
 )
 
-// WorkflowInstaller stores a workflow definition as a new version. The engine knows
-// nothing of Temporal, so the workflow store is handed in by the layer that has it
-// (web adapts workflows.Service); nil installs no workflows and says so in the result.
+// WorkflowInstaller stores a workflow definition as a new version, and reads a
+// workflow's current definition back for export and packaging (an error wrapping
+// engine.ErrNotFound when there is none). The engine knows nothing of Temporal, so
+// the workflow store is handed in by the layer that has it (workflows.Service); nil
+// installs no workflows and says so in the result.
 type WorkflowInstaller interface {
 	PutWorkflow(ctx context.Context, name string, definition []byte) error
+	GetWorkflow(ctx context.Context, name string) ([]byte, error)
 }
 
 // Manager installs, upgrades and uninstalls modules in one database.
