@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -136,17 +137,48 @@ func (s *Service) ActOnTask(ctx context.Context, actor engine.Actor, id uuid.UUI
 	}
 	a.Task = id.String()
 	a.By = TaskUser{ID: actor.UserID.String(), Roles: actor.Roles, IsAdmin: actor.IsAdmin}
-	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: t.Run, UpdateName: UpdateTask, Args: []any{a}, WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err == nil {
-		var res TaskResult
-		err = h.Get(ctx, &res)
-	}
-	if err != nil {
-		return nil, taskUpdateError(err)
+	if err := s.updateTask(ctx, t.Run, a); err != nil {
+		return nil, err
 	}
 	return s.GetTask(ctx, id)
+}
+
+// updateTask asks the run to take a task action and waits for its answer. While the
+// run is running, an update the server could not hand to a worker (the worker that had
+// the run cached just died; a new one has not picked it up yet) is asked again under
+// the same update id, so it is applied once: the person completing a task during a
+// worker restart waits a little instead of being told the run is gone.
+func (s *Service) updateTask(ctx context.Context, run string, a TaskAction) error {
+	opts := client.UpdateWorkflowOptions{
+		UpdateID: uuid.NewString(), WorkflowID: run, UpdateName: UpdateTask, Args: []any{a},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	}
+	wait := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		h, err := s.Temporal.UpdateWorkflow(ctx, opts)
+		if err == nil {
+			var res TaskResult
+			if err = h.Get(ctx, &res); err == nil {
+				return nil
+			}
+		}
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) || attempt == 8 || !s.running(ctx, run) {
+			return taskUpdateError(err)
+		}
+		select {
+		case <-ctx.Done():
+			return taskUpdateError(err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 4*time.Second)
+	}
+}
+
+// running tells whether Temporal still runs the workflow.
+func (s *Service) running(ctx context.Context, run string) bool {
+	d, err := s.Temporal.DescribeWorkflowExecution(ctx, run, "")
+	return err == nil && d.WorkflowExecutionInfo.GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_RUNNING
 }
 
 // checkOutcome validates outcome and data before asking the run, for errors with

@@ -17,7 +17,7 @@ func TestLeaveApproval(t *testing.T) {
 	serve.waitReady(httpAddr)
 	admin := newClient(t, httpAddr)
 	admin.login(adminEmail, adminPassword)
-	admin.o2cCall("POST", "/api/v1/modules/hr/install", nil, 200, nil)
+	admin.expect("POST", "/api/v1/modules/hr/install", nil, 200, nil)
 
 	const pw = "a long password"
 	users := map[string]string{}
@@ -32,19 +32,19 @@ func TestLeaveApproval(t *testing.T) {
 	mia, eve, harry := clients["mia@example.com"], clients["eve@example.com"], clients["harry@example.com"]
 
 	var dept, miaEmp, eveEmp, loneEmp map[string]any
-	admin.o2cCall("POST", "/api/v1/data/department", map[string]any{"name": "Engineering"}, 201, &dept)
-	admin.o2cCall("POST", "/api/v1/data/employee", map[string]any{"employee_no": "E1", "first_name": "Mia", "last_name": "Lund",
+	admin.expect("POST", "/api/v1/data/department", map[string]any{"name": "Engineering"}, 201, &dept)
+	admin.expect("POST", "/api/v1/data/employee", map[string]any{"employee_no": "E1", "first_name": "Mia", "last_name": "Lund",
 		"department": o2cID(dept), "user_id": users["mia@example.com"]}, 201, &miaEmp)
-	admin.o2cCall("POST", "/api/v1/data/employee", map[string]any{"employee_no": "E2", "first_name": "Eve", "last_name": "Berg",
+	admin.expect("POST", "/api/v1/data/employee", map[string]any{"employee_no": "E2", "first_name": "Eve", "last_name": "Berg",
 		"department": o2cID(dept), "manager": o2cID(miaEmp), "user_id": users["eve@example.com"]}, 201, &eveEmp)
-	admin.o2cCall("POST", "/api/v1/data/employee", map[string]any{"employee_no": "E3", "first_name": "Leo", "last_name": "Holm"}, 201, &loneEmp)
+	admin.expect("POST", "/api/v1/data/employee", map[string]any{"employee_no": "E3", "first_name": "Leo", "last_name": "Holm"}, 201, &loneEmp)
 
 	// Self-service: Eve sees only her own employee record and files a request.
 	if mine := eve.o2cRecords("employee", ""); len(mine) != 1 || o2cID(mine[0]) != o2cID(eveEmp) {
 		t.Fatalf("eve sees employees %v", mine)
 	}
 	var req map[string]any
-	eve.o2cCall("POST", "/api/v1/data/leave_request", map[string]any{"employee": o2cID(eveEmp), "type": "annual",
+	eve.expect("POST", "/api/v1/data/leave_request", map[string]any{"employee": o2cID(eveEmp), "type": "annual",
 		"start_date": "2026-12-21", "end_date": "2026-12-24", "days": "4", "reason": "Family visit"}, 201, &req)
 	run := fmt.Sprintf("leave_approval:leave_request:%s:create:1", o2cID(req))
 
@@ -68,7 +68,7 @@ func TestLeaveApproval(t *testing.T) {
 
 	// No manager: the hr role decides, and rejects.
 	var lone map[string]any
-	harry.o2cCall("POST", "/api/v1/data/leave_request", map[string]any{"employee": o2cID(loneEmp), "type": "unpaid", "status": "submitted",
+	harry.expect("POST", "/api/v1/data/leave_request", map[string]any{"employee": o2cID(loneEmp), "type": "unpaid", "status": "submitted",
 		"start_date": "2027-01-04", "end_date": "2027-01-29", "reason": "Sabbatical"}, 201, &lone)
 	loneRun := fmt.Sprintf("leave_approval:leave_request:%s:create:1", o2cID(lone))
 	hrTask := harry.o2cWaitTask(loneRun, "hr_decides")

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -16,21 +15,6 @@ import (
 
 	"github.com/tessera/tessera/internal/testdb"
 )
-
-// o2cCall is expect with the answer's body in the failure message.
-func (c *apiClient) o2cCall(method, path string, body any, want int, out any) {
-	c.t.Helper()
-	var raw json.RawMessage
-	st := c.do(method, path, body, &raw)
-	if st != want {
-		c.t.Fatalf("%s %s: status %d, want %d: %s", method, path, st, want, raw)
-	}
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			c.t.Fatalf("%s %s: decode: %v", method, path, err)
-		}
-	}
-}
 
 // o2cRecords lists an entity's records matching a filter.
 func (c *apiClient) o2cRecords(entity, filter string) []map[string]any {
@@ -187,7 +171,7 @@ func TestOrderToCash(t *testing.T) {
 
 	// The module and its dependencies.
 	var installed struct{ Installed []string }
-	admin.o2cCall("POST", "/api/v1/modules/order_to_cash/install", nil, 200, &installed)
+	admin.expect("POST", "/api/v1/modules/order_to_cash/install", nil, 200, &installed)
 	for _, m := range []string{"crm", "sales", "inventory", "manufacturing", "purchasing", "delivery", "accounting", "order_to_cash"} {
 		if !strings.Contains(fmt.Sprint(installed.Installed), m) {
 			t.Fatalf("install: %v lacks %s", installed.Installed, m)
@@ -205,7 +189,7 @@ func TestOrderToCash(t *testing.T) {
 	if short == string(def) {
 		t.Fatal("the definition has no payment timeouts to shorten")
 	}
-	admin.o2cCall("PUT", "/api/v1/workflows/order_to_cash", rawJSON(short), 201, nil)
+	admin.expect("PUT", "/api/v1/workflows/order_to_cash", rawJSON(short), 201, nil)
 
 	// People: the account owner (a sales rep at the order desk), the shop floor,
 	// purchasing, delivery, accounting. None of them may do what the process does.
@@ -231,20 +215,20 @@ func TestOrderToCash(t *testing.T) {
 	// Master data: a warehouse; a widget in stock; a gadget short of stock, made of
 	// two bolts and half a kilo of wire; bolts are short too and bought from a supplier.
 	var wh, widget, gadget, bolt, wire, acct, supplier map[string]any
-	admin.o2cCall("POST", "/api/v1/data/warehouse", map[string]any{"code": "MAIN", "name": "Main warehouse"}, 201, &wh)
-	admin.o2cCall("POST", "/api/v1/data/product", map[string]any{"sku": "W-1", "name": "Widget", "list_price": "100.00"}, 201, &widget)
-	admin.o2cCall("POST", "/api/v1/data/product", map[string]any{"sku": "G-1", "name": "Gadget", "list_price": "19.99"}, 201, &gadget)
-	admin.o2cCall("POST", "/api/v1/data/product", map[string]any{"sku": "B-8", "name": "Bolt M8", "type": "raw_material"}, 201, &bolt)
-	admin.o2cCall("POST", "/api/v1/data/product", map[string]any{"sku": "CW", "name": "Copper wire", "type": "raw_material", "unit": "kg"}, 201, &wire)
-	admin.o2cCall("POST", "/api/v1/data/bom", map[string]any{"name": "Gadget", "product": o2cID(gadget), "quantity": "1", "lines": []map[string]any{
+	admin.expect("POST", "/api/v1/data/warehouse", map[string]any{"code": "MAIN", "name": "Main warehouse"}, 201, &wh)
+	admin.expect("POST", "/api/v1/data/product", map[string]any{"sku": "W-1", "name": "Widget", "list_price": "100.00"}, 201, &widget)
+	admin.expect("POST", "/api/v1/data/product", map[string]any{"sku": "G-1", "name": "Gadget", "list_price": "19.99"}, 201, &gadget)
+	admin.expect("POST", "/api/v1/data/product", map[string]any{"sku": "B-8", "name": "Bolt M8", "type": "raw_material"}, 201, &bolt)
+	admin.expect("POST", "/api/v1/data/product", map[string]any{"sku": "CW", "name": "Copper wire", "type": "raw_material", "unit": "kg"}, 201, &wire)
+	admin.expect("POST", "/api/v1/data/bom", map[string]any{"name": "Gadget", "product": o2cID(gadget), "quantity": "1", "lines": []map[string]any{
 		{"component": o2cID(bolt), "quantity": "2"}, {"component": o2cID(wire), "quantity": "0.5"}}}, 201, nil)
-	admin.o2cCall("POST", "/api/v1/data/supplier", map[string]any{"name": "Rhein Fasteners"}, 201, &supplier)
-	admin.o2cCall("POST", "/api/v1/data/supplier_item", map[string]any{"supplier": o2cID(supplier), "product": o2cID(bolt), "unit_price": "0.25", "preferred": true}, 201, nil)
+	admin.expect("POST", "/api/v1/data/supplier", map[string]any{"name": "Rhein Fasteners"}, 201, &supplier)
+	admin.expect("POST", "/api/v1/data/supplier_item", map[string]any{"supplier": o2cID(supplier), "product": o2cID(bolt), "unit_price": "0.25", "preferred": true}, 201, nil)
 	for product, qty := range map[*map[string]any]string{&widget: "10", &gadget: "2", &bolt: "4", &wire: "10"} {
-		admin.o2cCall("POST", "/api/v1/data/stock_move", map[string]any{"product": o2cID(*product), "to_warehouse": o2cID(wh),
+		admin.expect("POST", "/api/v1/data/stock_move", map[string]any{"product": o2cID(*product), "to_warehouse": o2cID(wh),
 			"quantity": qty, "reason": "receipt", "status": "done", "reference": "opening"}, 201, nil)
 	}
-	admin.o2cCall("POST", "/api/v1/data/account", map[string]any{"name": "Acme Corp", "type": "customer", "owner": users["sam@example.com"]}, 201, &acct)
+	admin.expect("POST", "/api/v1/data/account", map[string]any{"name": "Acme Corp", "type": "customer", "owner": users["sam@example.com"]}, 201, &acct)
 
 	// win: the sales rep creates an opportunity with lines and marks it won; it
 	// returns the opportunity and the id of the run that starts.
@@ -252,14 +236,14 @@ func TestOrderToCash(t *testing.T) {
 		t.Helper()
 		sam := &apiClient{t: t, base: adminC.base, token: clientsByEmail["sam@example.com"].token}
 		var opp map[string]any
-		sam.o2cCall("POST", "/api/v1/data/opportunity", map[string]any{"name": name, "account": o2cID(acct), "stage": "negotiation",
+		sam.expect("POST", "/api/v1/data/opportunity", map[string]any{"name": name, "account": o2cID(acct), "stage": "negotiation",
 			"owner": users["sam@example.com"]}, 201, &opp)
 		for _, l := range lines {
 			l["opportunity"] = o2cID(opp)
-			sam.o2cCall("POST", "/api/v1/data/opportunity_line", l, 201, nil)
+			sam.expect("POST", "/api/v1/data/opportunity_line", l, 201, nil)
 		}
 		var won map[string]any
-		sam.o2cCall("PATCH", "/api/v1/data/opportunity/"+o2cID(opp), map[string]any{"stage": "closed_won"}, 200, &won)
+		sam.expect("PATCH", "/api/v1/data/opportunity/"+o2cID(opp), map[string]any{"stage": "closed_won"}, 200, &won)
 		return o2cID(opp), fmt.Sprintf("order_to_cash:opportunity:%s:update:%v", o2cID(opp), won["version"])
 	}
 	// Subtests fail through their own t.
@@ -278,8 +262,8 @@ func TestOrderToCash(t *testing.T) {
 		p, level := clients(t)
 		admin, sam, fred, bob, dora, alice := p.admin, p.sam, p.fred, p.bob, p.dora, p.alice
 		// The rep may not write what the process writes.
-		sam.o2cCall("POST", "/api/v1/data/invoice", map[string]any{"account": o2cID(acct)}, 403, nil)
-		sam.o2cCall("POST", "/api/v1/data/stock_move", map[string]any{"product": o2cID(widget), "quantity": "1", "reason": "receipt"}, 403, nil)
+		sam.expect("POST", "/api/v1/data/invoice", map[string]any{"account": o2cID(acct)}, 403, nil)
+		sam.expect("POST", "/api/v1/data/stock_move", map[string]any{"product": o2cID(widget), "quantity": "1", "reason": "receipt"}, 403, nil)
 		// The rep watches the realtime stream: the worker writes the alert, the API node
 		// streams it.
 		stream := sam.o2cStream()
@@ -350,7 +334,7 @@ func TestOrderToCash(t *testing.T) {
 		// The carrier is late: delivery marks the shipment delayed and the account
 		// owner is told at once.
 		ship := dora.o2cWaitTask(run, "ship")
-		dora.o2cCall("PATCH", "/api/v1/data/shipment/"+o2cID(shipment), map[string]any{"status": "delayed", "delay_reason": "Carrier strike until Monday"}, 200, nil)
+		dora.expect("PATCH", "/api/v1/data/shipment/"+o2cID(shipment), map[string]any{"status": "delayed", "delay_reason": "Carrier strike until Monday"}, 200, nil)
 		if note := sam.o2cNotified("is delayed"); !strings.Contains(note, "Carrier strike") || !strings.Contains(note, "Acme Corp") {
 			t.Errorf("delay notification %q", note)
 		}
@@ -385,7 +369,7 @@ func TestOrderToCash(t *testing.T) {
 		}
 		o2cExpect(t, "shipment", admin.o2cOne("shipment", fmt.Sprintf("sales_order == %q", o2cID(order))),
 			map[string]string{"status": "delivered", "carrier": "DHL", "tracking_number": "JD0123"})
-		alice.o2cCall("POST", "/api/v1/data/payment", map[string]any{"invoice": o2cID(invoice), "account": o2cID(acct),
+		alice.expect("POST", "/api/v1/data/payment", map[string]any{"invoice": o2cID(invoice), "account": o2cID(acct),
 			"amount": "443.94", "paid_on": time.Now().UTC().Format("2006-01-02"), "method": "bank_transfer"}, 201, nil)
 		r := admin.waitRun(run)
 		if r.Status != "completed" || r.Output["paid"] != true || r.Output["order"] != o2cID(order) {
@@ -410,7 +394,7 @@ func TestOrderToCash(t *testing.T) {
 		o2cExpect(t, "production order", admin.o2cOne("production_order", fmt.Sprintf("source_reference == %q", number)), map[string]string{"status": "released", "quantity": "4"})
 
 		// The customer cancels.
-		admin.o2cCall("PATCH", "/api/v1/data/sales_order/"+o2cID(order), map[string]any{"status": "cancelled"}, 200, nil)
+		admin.expect("PATCH", "/api/v1/data/sales_order/"+o2cID(order), map[string]any{"status": "cancelled"}, 200, nil)
 		r := admin.waitRun(run)
 		if r.Status != "failed" || !strings.Contains(fmt.Sprint(r.Error["message"]), "was cancelled") {
 			t.Fatalf("cancelled run %+v", r)

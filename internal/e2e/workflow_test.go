@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -151,8 +152,14 @@ func (c *apiClient) waitTask(run string) string {
 
 func (c *apiClient) expect(method, path string, body any, want int, out any) {
 	c.t.Helper()
-	if st := c.do(method, path, body, out); st != want {
-		c.t.Fatalf("%s %s: status %d, want %d", method, path, st, want)
+	var raw json.RawMessage
+	if st := c.do(method, path, body, &raw); st != want {
+		c.t.Fatalf("%s %s: status %d, want %d: %s", method, path, st, want, raw)
+	}
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			c.t.Fatalf("%s %s: decode %s: %v", method, path, raw, err)
+		}
 	}
 }
 
