@@ -171,7 +171,7 @@ func TestModuleDependencyRefusals(t *testing.T) {
 		t.Fatalf("missing: %+v", e)
 	}
 	b.importModule(shopModule(t, "1.0.0", `{"crm": "^2.0.0"}`, ""), "", 409, &e)
-	if !strings.Contains(e.Error.Message, "needs crm ^2.0.0, but version 1.0.0 is available") {
+	if !strings.Contains(e.Error.Message, "needs crm ^2.0.0, but version 1.1.0 is available") {
 		t.Fatalf("incompatible: %+v", e)
 	}
 	b.importModule(shopModule(t, "1.0.0", `{"shop": "*"}`, ""), "", 409, &e)
@@ -245,7 +245,7 @@ func TestModuleBuiltinsInstallWithDemo(t *testing.T) {
 	// delivery pulls crm, inventory and sales in first.
 	var res module.Result
 	b.expect("POST", "/api/v1/modules/delivery/install?demo=1", nil, 200, &res)
-	if strings.Join(res.Installed, ",") != "crm@1.0.0,inventory@1.1.0,sales@1.0.0,delivery@1.1.0" {
+	if strings.Join(res.Installed, ",") != "crm@1.1.0,inventory@1.1.0,sales@1.0.0,delivery@1.1.0" {
 		t.Fatalf("installed: %v", res.Installed)
 	}
 	for _, name := range []string{"accounting", "hr", "manufacturing", "projects", "purchasing", "order_to_cash"} {
