@@ -40,6 +40,10 @@ type txn struct {
 // hook creates a record …), so hooks cannot loop through each other forever.
 const MaxHookDepth = 4
 
+// byScript tells whether a script makes this write through db (a hook, or a module's
+// endpoint script): such writes are nested under the write or call that ran it.
+func (t *txn) byScript() bool { return len(t.chain) > 0 }
+
 // nested returns the transaction view for a write a hook makes on entity.
 func (t *txn) nested(entity string) (*txn, error) {
 	if len(t.chain) >= MaxHookDepth {
@@ -125,7 +129,7 @@ func (e *Engine) create(ctx context.Context, t *txn, entity string, rec map[stri
 	if err != nil {
 		return nil, err
 	}
-	if err := checkInput(c.entity, rec); err != nil {
+	if err := checkInput(c.entity, rec, t.byScript()); err != nil {
 		return nil, err
 	}
 	if err := checkWritable(acc, c.entity, rec, auth.Create); err != nil {
@@ -296,7 +300,7 @@ func (e *Engine) update(ctx context.Context, t *txn, entity string, id uuid.UUID
 		return nil, err
 	}
 	for _, fields := range []map[string]any{patch, amounts} {
-		if err := checkInput(c.entity, fields); err != nil {
+		if err := checkInput(c.entity, fields, t.byScript()); err != nil {
 			return nil, err
 		}
 		if err := checkWritable(acc, c.entity, fields, auth.Update); err != nil {
@@ -586,16 +590,18 @@ func decodeBody(body []byte) (map[string]any, error) {
 	return rec, nil
 }
 
-// checkInput rejects what a client (or a script) may not write: unknown fields,
-// system columns and read-only fields.
-func checkInput(ent *schema.Entity, rec map[string]any) error {
+// checkInput rejects what a write may not set: unknown fields and system columns, and
+// read-only fields unless a script makes the write. Read-only fields are the ones
+// module rules keep (stock on hand, a project's actual cost): their scripts write them
+// through db.update or db.adjust, while no client, workflow step or import can.
+func checkInput(ent *schema.Entity, rec map[string]any, byScript bool) error {
 	var problems []schema.Problem
 	for key := range rec {
 		f := ent.Field(key)
 		switch {
 		case f == nil:
 			problems = append(problems, schema.Problem{Path: "/" + key, Code: "unknown_field", Message: fmt.Sprintf("%s has no field %q", ent.Name, key)})
-		case f.ReadOnly:
+		case f.ReadOnly && !byScript:
 			problems = append(problems, schema.Problem{Path: "/" + key, Code: "read_only", Message: "this field is set by the system"})
 		}
 	}

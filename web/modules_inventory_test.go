@@ -48,6 +48,15 @@ func TestStockLedger(t *testing.T) {
 	b.expect("PATCH", "/api/v1/data/purchase_order/"+po["id"].(string), map[string]any{"status": "received"}, 200, nil)
 	b.wantStock(wire, wh, "10.5", "0")
 	b.wantStock(bearing, wh, "7", "0")
+	// Levels change only through moves: nobody writes them directly, not even an admin.
+	var levels page
+	b.expect("GET", "/api/v1/data/stock_level?filter="+urlQuery(fmt.Sprintf("product == %q", wire)), nil, 200, &levels)
+	var e apiError
+	b.expect("PATCH", "/api/v1/data/stock_level/"+levels.Items[0]["id"].(string), map[string]any{"quantity": "1000"}, 422, &e)
+	if !e.hasPath("/quantity") {
+		t.Fatalf("direct stock change: %+v", e)
+	}
+	b.expect("POST", "/api/v1/data/stock_level", map[string]any{"product": bearing, "warehouse": wh, "quantity": "5"}, 422, nil)
 	// Saving it again posts nothing twice.
 	b.expect("PATCH", "/api/v1/data/purchase_order/"+po["id"].(string), map[string]any{"expected_date": "2026-12-01"}, 200, nil)
 	b.wantStock(wire, wh, "10.5", "0")
@@ -65,7 +74,6 @@ func TestStockLedger(t *testing.T) {
 	// A second order for 1 motor needs 2 bearings; 1 is left: refused, with the
 	// component named, and nothing moved.
 	mo2 := b.create("production_order", map[string]any{"product": motor, "quantity": "1", "warehouse": wh, "status": "released"})
-	var e apiError
 	b.expect("PATCH", "/api/v1/data/production_order/"+mo2["id"].(string), map[string]any{"status": "done"}, 422, &e)
 	if raw := fmt.Sprint(e); !strings.Contains(raw, "Bearing") || !strings.Contains(raw, "not enough stock") {
 		t.Fatalf("short component: %+v", e)
