@@ -89,8 +89,10 @@ type openTask struct {
 	user, role     string
 	claimedBy      string
 	form           *dsl.Form
-	// closing: a completion was accepted; done: its projection is written.
-	closing, done bool
+	// opening: the TaskOpen activity has not returned yet, though the inbox may
+	// already show the task; closing: a completion was accepted; done: its projection
+	// is written.
+	opening, closing, done bool
 	result        map[string]any
 }
 
@@ -136,13 +138,16 @@ func (r *run) task(ctx workflow.Context, s *dsl.Step, key string, sc dsl.Scope) 
 		due := now.Add(d)
 		in.DueAt = &due
 	}
+	// Known to the update handler before the activity writes the inbox row, so someone
+	// who completes the task the moment it shows is not told it does not exist.
+	t.opening = true
+	r.tasks[t.id] = t
+	defer delete(r.tasks, t.id)
 	var who TaskAssignee
 	if err := r.activity(ctx, s, ActTaskOpen, in, &who); err != nil {
 		return nil, err
 	}
-	t.user = who.User
-	r.tasks[t.id] = t
-	defer delete(r.tasks, t.id)
+	t.user, t.opening = who.User, false
 
 	var remindAt, escalateAt, overdueAt time.Time
 	if in.DueAt != nil && workflow.GetVersion(ctx, changeTaskOverdue, workflow.DefaultVersion, 1) == 1 {
@@ -297,6 +302,9 @@ func (r *run) validateTask(ctx workflow.Context, a TaskAction) error {
 		return taskError(ErrTaskUnknown, "the task is not open in this run")
 	case t.closing:
 		return taskError(ErrTaskClosed, "the task is already completed")
+	case t.opening:
+		// Its assignee is not settled yet; the handler waits for it and checks then.
+		return nil
 	}
 	switch a.Action {
 	case TaskComplete:
@@ -347,6 +355,11 @@ func (r *run) validateTask(ctx workflow.Context, a TaskAction) error {
 // onTask applies an accepted action and returns once its projection is written, so
 // the inbox agrees with the answer the caller gets.
 func (r *run) onTask(ctx workflow.Context, a TaskAction) (TaskResult, error) {
+	if t := r.tasks[a.Task]; t != nil && t.opening {
+		if err := workflow.Await(ctx, func() bool { return !t.opening || r.tasks[a.Task] == nil }); err != nil {
+			return TaskResult{}, err
+		}
+	}
 	if err := r.validateTask(ctx, a); err != nil {
 		return TaskResult{}, err // state changed between validation and handling
 	}
