@@ -111,11 +111,17 @@ func (b *bundle) input(def string, input map[string]any) RunInput {
 // run executes a definition to its end and returns the output (or the error).
 func (b *bundle) run(id, def string, input map[string]any, setup ...func(*testsuite.TestWorkflowEnvironment)) (any, error) {
 	b.t.Helper()
+	return b.runInput(id, b.input(def, input), setup...)
+}
+
+// runInput executes a run input to its end and returns the output (or the error).
+func (b *bundle) runInput(id string, in RunInput, setup ...func(*testsuite.TestWorkflowEnvironment)) (any, error) {
+	b.t.Helper()
 	env := b.env(id)
 	for _, f := range setup {
 		f(env)
 	}
-	env.ExecuteWorkflow(InterpreterWorkflow, b.input(def, input))
+	env.ExecuteWorkflow(InterpreterWorkflow, in)
 	if !env.IsWorkflowCompleted() {
 		b.t.Fatal("workflow did not complete")
 	}

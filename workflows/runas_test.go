@@ -65,19 +65,7 @@ func runAsSetup(t *testing.T) (*bundle, *Service, *startRecorder, auth.User) {
 // execute runs a recorded start to its end.
 func (b *bundle) execute(s recordedStart) (any, error) {
 	b.t.Helper()
-	env := b.env(s.id)
-	env.ExecuteWorkflow(InterpreterWorkflow, s.in)
-	if !env.IsWorkflowCompleted() {
-		b.t.Fatal("workflow did not complete")
-	}
-	if err := env.GetWorkflowError(); err != nil {
-		return nil, err
-	}
-	var out RunOutput
-	if err := env.GetWorkflowResult(&out); err != nil {
-		b.t.Fatal(err)
-	}
-	return out.Output, nil
+	return b.runInput(s.id, s.in)
 }
 
 // followUp creates a deal when a deal is won; with runAs it acts as its own identity.

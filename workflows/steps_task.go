@@ -93,7 +93,7 @@ type openTask struct {
 	// already show the task; closing: a completion was accepted; done: its projection
 	// is written.
 	opening, closing, done bool
-	result        map[string]any
+	result                 map[string]any
 }
 
 // mayAct reports whether the user is the task's assignee: the user, or someone with

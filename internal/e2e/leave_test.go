@@ -11,13 +11,7 @@ import (
 // may decide it, the decision sets the request's status and the employee hears of it;
 // a request for an employee without a manager goes to the hr role instead.
 func TestLeaveApproval(t *testing.T) {
-	dir := dataDir(t)
-	httpAddr, temporalAddr := freeAddr(t), freeAddr(t)
-	serve := start(t, "serve", adminEnv(), "serve", "--data-dir", dir, "--addr", httpAddr, "--temporal-listen", temporalAddr)
-	serve.waitReady(httpAddr)
-	admin := newClient(t, httpAddr)
-	admin.login(adminEmail, adminPassword)
-	admin.expect("POST", "/api/v1/modules/hr/install", nil, 200, nil)
+	serve, admin, httpAddr, _ := serveWithModule(t, "hr")
 
 	const pw = "a long password"
 	users := map[string]string{}

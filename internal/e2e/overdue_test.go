@@ -14,13 +14,7 @@ import (
 // invoices past their due date become overdue and the accountants hear of each; the
 // rest are left alone.
 func TestInvoiceOverdueSchedule(t *testing.T) {
-	dir := dataDir(t)
-	httpAddr, temporalAddr := freeAddr(t), freeAddr(t)
-	serve := start(t, "serve", adminEnv(), "serve", "--data-dir", dir, "--addr", httpAddr, "--temporal-listen", temporalAddr)
-	serve.waitReady(httpAddr)
-	admin := newClient(t, httpAddr)
-	admin.login(adminEmail, adminPassword)
-	admin.expect("POST", "/api/v1/modules/accounting/install", nil, 200, nil)
+	serve, admin, httpAddr, temporalAddr := serveWithModule(t, "accounting")
 	var alice struct{ ID string }
 	admin.expect("POST", "/api/v1/users", map[string]any{"email": "alice@example.com", "password": "a long password", "roles": []string{"accountant"}}, 201, &alice)
 	aliceC := newClient(t, httpAddr)

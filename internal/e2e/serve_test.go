@@ -22,6 +22,20 @@ func adminEnv() []string {
 		"DATABASE_URL=", "TEMPORAL_ADDRESS="}
 }
 
+// serveWithModule starts serve on a fresh data dir with its embedded PostgreSQL and
+// Temporal, signs the administrator in and installs a module (with its dependencies).
+// It returns the process, the admin's client, the HTTP and the Temporal addresses.
+func serveWithModule(t *testing.T, module string) (*proc, *apiClient, string, string) {
+	t.Helper()
+	httpAddr, temporalAddr := freeAddr(t), freeAddr(t)
+	serve := start(t, "serve", adminEnv(), "serve", "--data-dir", dataDir(t), "--addr", httpAddr, "--temporal-listen", temporalAddr)
+	serve.waitReady(httpAddr)
+	admin := newClient(t, httpAddr)
+	admin.login(adminEmail, adminPassword)
+	admin.expect("POST", "/api/v1/modules/"+module+"/install", nil, 200, nil)
+	return serve, admin, httpAddr, temporalAddr
+}
+
 // runPing starts the smoke-test workflow on the Temporal server at addr and waits for it.
 func runPing(t *testing.T, addr string) workflows.PingResult {
 	t.Helper()
