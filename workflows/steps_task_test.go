@@ -1,11 +1,13 @@
 package workflows
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -149,4 +151,30 @@ func TestTaskRoleClaimReminderEscalation(t *testing.T) {
 
 func uuidString(id [16]byte) string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", id[0:4], id[4:6], id[6:8], id[8:10], id[10:16])
+}
+
+// TestTaskCompletedAsItOpens: someone completes a task the moment the inbox shows it,
+// before the run has seen the activity that opened it return. The run accepts it,
+// waits for the task to be open, then checks and applies it (it used to refuse it as
+// "not open in this run").
+func TestTaskCompletedAsItOpens(t *testing.T) {
+	b := setup(t)
+	var got []string
+	out, err := b.run("approval-race", approvalDef, map[string]any{"name": "Acme", "approver": "bob@example.com"}, func(env *testsuite.TestWorkflowEnvironment) {
+		env.OnActivity(ActTaskOpen, mock.Anything, mock.Anything).Return(func(ctx context.Context, in TaskOpenInput) (TaskAssignee, error) {
+			who, err := b.acts.TaskOpen(ctx, in) // the inbox row exists from here on
+			update(env, "bob", TaskAction{Task: in.ID, Action: TaskComplete, Outcome: "approve", Data: map[string]any{"note": "at once"}, By: by(b.bob)}, &got)
+			return who, err
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprint([]string{"bob:completed:completed"})
+	if fmt.Sprint(got) != want {
+		t.Fatalf("updates answered\n %v\nwant\n %v", got, want)
+	}
+	if jsonString(out) != `{"decided":"approved","note":"at once","outcome":"approve"}` {
+		t.Fatalf("output %s", jsonString(out))
+	}
 }
