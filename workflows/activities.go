@@ -59,6 +59,14 @@ func (a *Activities) begin(ctx context.Context, c Call) error {
 	return saveJournal(ctx, a.Pool, c.Journal)
 }
 
+// beginAs is begin, then the run's actor: how every record activity starts.
+func (a *Activities) beginAs(ctx context.Context, c Call) (engine.Actor, error) {
+	if err := a.begin(ctx, c); err != nil {
+		return engine.Actor{}, err
+	}
+	return a.actor(ctx, c.Actor)
+}
+
 // actor is the user a run acts as, with their current roles and policy: a run never
 // has more rights than the person it acts for has now, or, under runAs, than the
 // workflow's service identity has now. No actor means no rights.

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,7 +30,8 @@ const scriptBudget = time.Second
 // args, item) and db for reading as the run's actor, and returns what it returns.
 // Scripts run here, in an activity, never in workflow code: they are not deterministic.
 func (a *Activities) Script(ctx context.Context, in ScriptInput) (ScriptOutput, error) {
-	if err := a.begin(ctx, in.Call); err != nil {
+	actor, err := a.beginAs(ctx, in.Call)
+	if err != nil {
 		return ScriptOutput{}, err
 	}
 	source, budget, name := in.Source, scriptBudget, "workflow:"+in.Workflow+"/"+in.Step
@@ -41,10 +44,6 @@ func (a *Activities) Script(ctx context.Context, in ScriptInput) (ScriptOutput, 
 		if s.BudgetMS > 0 {
 			budget = time.Duration(s.BudgetMS) * time.Millisecond
 		}
-	}
-	actor, err := a.actor(ctx, in.Actor)
-	if err != nil {
-		return ScriptOutput{}, err
 	}
 	res, err := a.Engine.RunScript(ctx, actor, script.Call{
 		Name: name, Source: source, Mode: script.ModeHook, Budget: budget, Vars: in.Vars,
@@ -93,7 +92,7 @@ func (a *Activities) HTTPCall(ctx context.Context, in HTTPInput) (HTTPOutput, er
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	for _, k := range sortedKeys(in.Headers) {
+	for _, k := range slices.Sorted(maps.Keys(in.Headers)) {
 		req.Header.Set(k, in.Headers[k])
 	}
 	// Lets the receiver drop a repeated delivery of the same step.

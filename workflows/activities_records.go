@@ -14,10 +14,7 @@ import (
 // CreateRecord creates a record with the id the step chose, so a retry returns the
 // record the first attempt wrote.
 func (a *Activities) CreateRecord(ctx context.Context, in RecordInput) (RecordOutput, error) {
-	if err := a.begin(ctx, in.Call); err != nil {
-		return RecordOutput{}, err
-	}
-	actor, err := a.actor(ctx, in.Actor)
+	actor, err := a.beginAs(ctx, in.Call)
 	if err != nil {
 		return RecordOutput{}, err
 	}
@@ -40,14 +37,7 @@ func (a *Activities) CreateRecord(ctx context.Context, in RecordInput) (RecordOu
 // UpdateRecord applies a merge patch; applying the same patch twice changes nothing
 // the second time, so a retry is harmless.
 func (a *Activities) UpdateRecord(ctx context.Context, in RecordInput) (RecordOutput, error) {
-	if err := a.begin(ctx, in.Call); err != nil {
-		return RecordOutput{}, err
-	}
-	actor, err := a.actor(ctx, in.Actor)
-	if err != nil {
-		return RecordOutput{}, err
-	}
-	id, err := parseRecordID(in.ID)
+	actor, err := a.beginAs(ctx, in.Call)
 	if err != nil {
 		return RecordOutput{}, err
 	}
@@ -55,28 +45,29 @@ func (a *Activities) UpdateRecord(ctx context.Context, in RecordInput) (RecordOu
 	if err != nil {
 		return RecordOutput{}, configError("record data: %v", err)
 	}
-	rec, err := a.Engine.Update(ctx, actor, in.Entity, id, body, nil)
-	if err != nil {
-		return RecordOutput{}, appError(err)
-	}
-	out, err := decodeRecord(rec)
-	return RecordOutput{Record: out}, err
+	return onRecord(in.ID, func(id uuid.UUID) (json.RawMessage, error) {
+		return a.Engine.Update(ctx, actor, in.Entity, id, body, nil)
+	})
 }
 
 // GetRecord reads one record as the run's actor.
 func (a *Activities) GetRecord(ctx context.Context, in RecordInput) (RecordOutput, error) {
-	if err := a.begin(ctx, in.Call); err != nil {
-		return RecordOutput{}, err
-	}
-	actor, err := a.actor(ctx, in.Actor)
+	actor, err := a.beginAs(ctx, in.Call)
 	if err != nil {
 		return RecordOutput{}, err
 	}
-	id, err := parseRecordID(in.ID)
+	return onRecord(in.ID, func(id uuid.UUID) (json.RawMessage, error) {
+		return a.Engine.Get(ctx, actor, in.Entity, id, engine.GetOptions{})
+	})
+}
+
+// onRecord runs op on the record a step names and answers with what op returns.
+func onRecord(recordID string, op func(id uuid.UUID) (json.RawMessage, error)) (RecordOutput, error) {
+	id, err := parseRecordID(recordID)
 	if err != nil {
 		return RecordOutput{}, err
 	}
-	rec, err := a.Engine.Get(ctx, actor, in.Entity, id, engine.GetOptions{})
+	rec, err := op(id)
 	if err != nil {
 		return RecordOutput{}, appError(err)
 	}
@@ -87,10 +78,7 @@ func (a *Activities) GetRecord(ctx context.Context, in RecordInput) (RecordOutpu
 // QueryRecords lists records with a filter whose workflow references were already
 // replaced by literals.
 func (a *Activities) QueryRecords(ctx context.Context, in RecordInput) (RecordOutput, error) {
-	if err := a.begin(ctx, in.Call); err != nil {
-		return RecordOutput{}, err
-	}
-	actor, err := a.actor(ctx, in.Actor)
+	actor, err := a.beginAs(ctx, in.Call)
 	if err != nil {
 		return RecordOutput{}, err
 	}

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -135,19 +136,10 @@ func (r *run) scope(ctx workflow.Context, f frame) dsl.Scope {
 		"run": map[string]any{"id": r.id, "workflow": r.in.Workflow, "version": r.in.Version, "actor": r.in.startedBy(), "as": r.in.Actor, "attempt": r.in.Attempt},
 		"now": workflow.Now(ctx).UTC().Format(time.RFC3339),
 	}
-	for _, k := range sortedKeys(f.vars) {
+	for _, k := range slices.Sorted(maps.Keys(f.vars)) {
 		s[k] = f.vars[k]
 	}
 	return s
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // mark records a step's new state in the timeline; it is saved with the next journal.

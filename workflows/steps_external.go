@@ -3,6 +3,8 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
@@ -37,7 +39,7 @@ func (r *run) http(ctx workflow.Context, s *dsl.Step, key string, sc dsl.Scope) 
 	if in.URL, err = sc.String(s.URL); err != nil {
 		return nil, err
 	}
-	for _, k := range sortedKeys(s.Headers) {
+	for _, k := range slices.Sorted(maps.Keys(s.Headers)) {
 		if in.Headers[k], err = sc.String(s.Headers[k]); err != nil {
 			return nil, err
 		}

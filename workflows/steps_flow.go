@@ -2,6 +2,8 @@ package workflows
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 
 	"go.temporal.io/sdk/workflow"
 
@@ -14,7 +16,7 @@ func (r *run) set(s *dsl.Step, sc dsl.Scope) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, k := range sortedKeys(vals) {
+	for _, k := range slices.Sorted(maps.Keys(vals)) {
 		r.vars[k] = vals[k]
 	}
 	return map[string]any{"vars": vals}, nil

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"encoding/json"
+	"maps"
 	"slices"
 	"sort"
 	"time"
@@ -278,7 +279,7 @@ func (r *run) registerHandlers(ctx workflow.Context) error {
 	}
 	return workflow.SetQueryHandler(ctx, QueryTimeline, func() ([]StepState, error) {
 		out := make([]StepState, 0, len(r.timeline))
-		for _, k := range sortedKeys(r.timeline) {
+		for _, k := range slices.Sorted(maps.Keys(r.timeline)) {
 			out = append(out, *r.timeline[k])
 		}
 		sort.SliceStable(out, func(i, j int) bool { return out[i].Position < out[j].Position })

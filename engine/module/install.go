@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -295,7 +296,7 @@ func relationOrder(p *Parsed) ([]string, error) {
 		out = append(out, name)
 		return nil
 	}
-	for _, name := range sortedKeys(p.Entities) {
+	for _, name := range slices.Sorted(maps.Keys(p.Entities)) {
 		if err := visit(name, nil); err != nil {
 			return nil, err
 		}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -182,7 +184,7 @@ func (mg *Manager) List(ctx context.Context) ([]Item, error) {
 		it.Installed, it.InstalledVersion = true, &v
 	}
 	out := make([]Item, 0, len(items))
-	for _, name := range sortedKeys(items) {
+	for _, name := range slices.Sorted(maps.Keys(items)) {
 		out = append(out, *items[name])
 	}
 	return out, nil
@@ -260,7 +262,7 @@ func (mg *Manager) UpgradeModule(ctx context.Context, actor engine.Actor, m *Mod
 	if err != nil {
 		return nil, err
 	}
-	for _, other := range sortedKeys(manifests) {
+	for _, other := range slices.Sorted(maps.Keys(manifests)) {
 		if rng, ok := manifests[other].Dependencies[name]; ok {
 			if err := check(other, name, rng, m.Manifest.Version, "the upgrade's"); err != nil {
 				return nil, err
@@ -359,7 +361,7 @@ func (mg *Manager) Uninstall(ctx context.Context, name string, purge bool) error
 		return &StateError{Message: fmt.Sprintf("module %s is not installed", name)}
 	}
 	var dependants []string
-	for _, other := range sortedKeys(manifests) {
+	for _, other := range slices.Sorted(maps.Keys(manifests)) {
 		if _, ok := manifests[other].Dependencies[name]; ok {
 			dependants = append(dependants, other)
 		}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
-	"sort"
 	"strings"
 )
 
@@ -158,14 +157,4 @@ func LoadAll(fsys fs.FS) (map[string]*Module, error) {
 		out[m.Manifest.Name] = m
 	}
 	return out, nil
-}
-
-// sortedKeys returns a map's keys in order, so every loop over one is deterministic.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

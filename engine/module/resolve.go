@@ -2,6 +2,8 @@ package module
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -33,7 +35,7 @@ func resolve(target *Module, catalog map[string]*Module, installed map[string]st
 		}
 		state[name] = 1
 		stack = append(stack, name)
-		for _, dep := range sortedKeys(m.Manifest.Dependencies) {
+		for _, dep := range slices.Sorted(maps.Keys(m.Manifest.Dependencies)) {
 			rng := m.Manifest.Dependencies[dep]
 			var next *Module
 			if v, ok := installed[dep]; ok && dep != target.Manifest.Name {
@@ -105,7 +107,7 @@ func indexOf(list []string, s string) int {
 func InstallOrder(mods map[string]*Module) ([]*Module, error) {
 	var out []*Module
 	seen := map[string]bool{}
-	for _, name := range sortedKeys(mods) {
+	for _, name := range slices.Sorted(maps.Keys(mods)) {
 		order, _, err := resolve(mods[name], mods, map[string]string{})
 		if err != nil {
 			return nil, err

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -62,7 +63,7 @@ func (v *validator) manifest() {
 		v.add(ManifestFile, p.Path, "%s", p.Message)
 	}
 	mf := &v.m.Manifest
-	for _, dep := range sortedKeys(mf.Dependencies) {
+	for _, dep := range slices.Sorted(maps.Keys(mf.Dependencies)) {
 		if dep == mf.Name {
 			v.add(ManifestFile, "/dependencies/"+dep, "a module cannot depend on itself")
 		}
@@ -189,7 +190,7 @@ func entityName(def []byte) string {
 }
 
 func (v *validator) references() {
-	for _, name := range sortedKeys(v.p.Entities) {
+	for _, name := range slices.Sorted(maps.Keys(v.p.Entities)) {
 		ent, file := v.p.Entities[name], v.p.EntityFile[name]
 		check := func(f *schema.Field, ptr string) {
 			if f.Relation != nil && !f.Removed && !v.knownEntity(f.Relation.Entity) {
@@ -204,7 +205,7 @@ func (v *validator) references() {
 				}
 			}
 		}
-		for _, hook := range sortedKeys(ent.Hooks) {
+		for _, hook := range slices.Sorted(maps.Keys(ent.Hooks)) {
 			if s := ent.Hooks[hook]; !v.knownScript(s) {
 				v.add(file, "/x-entity/hooks/"+hook, "script %q is not among the module's scripts", s)
 			}
@@ -228,7 +229,7 @@ func (v *validator) roles() {
 			}
 			continue
 		}
-		for _, name := range sortedKeys(r.Entities) {
+		for _, name := range slices.Sorted(maps.Keys(r.Entities)) {
 			g := r.Entities[name]
 			base := "/entities/" + name
 			if name == auth.AnyEntity {
@@ -239,7 +240,7 @@ func (v *validator) roles() {
 				continue
 			}
 			if ent := v.p.Entities[name]; ent != nil {
-				for _, field := range sortedKeys(g.Fields) {
+				for _, field := range slices.Sorted(maps.Keys(g.Fields)) {
 					if ent.Field(field) == nil {
 						v.add(file, base+"/fields/"+field, "%s has no field %q", name, field)
 					}

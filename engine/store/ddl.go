@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -181,7 +183,7 @@ func createTable(e *schema.Entity) []Step {
 		fmt.Sprintf("CREATE INDEX %s ON %s USING gin (search)", Ident(objectName(e.Name, "search_idx")), Table(e.Name)),
 	}
 	sql = append(sql, comments...)
-	for _, name := range sortedKeys(wantedIndexes(e)) {
+	for _, name := range slices.Sorted(maps.Keys(wantedIndexes(e))) {
 		sql = append(sql, wantedIndexes(e)[name])
 	}
 	steps := []Step{{Op: OpCreateTable, Target: e.Name, Description: fmt.Sprintf("create table %s.%s", DataSchema, e.Name), SQL: sql}}

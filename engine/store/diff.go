@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -271,7 +272,7 @@ func (p *planner) table(o, n tableSide, search bool) {
 		}
 		return slices.ContainsFunc(fields, func(f string) bool { return retyped[strings.TrimPrefix(f, "-")] })
 	}
-	for _, name := range sortedKeys(o.indexes) {
+	for _, name := range slices.Sorted(maps.Keys(o.indexes)) {
 		if _, keep := n.indexes[name]; (keep && !rebuilt(name)) || handledIndexes[name] {
 			continue
 		}
@@ -281,7 +282,7 @@ func (p *planner) table(o, n tableSide, search bool) {
 			SQL:         []string{"DROP INDEX IF EXISTS " + indexIdent(name)},
 		})
 	}
-	for _, name := range sortedKeys(n.indexes) {
+	for _, name := range slices.Sorted(maps.Keys(n.indexes)) {
 		if _, exists := o.indexes[name]; exists && !rebuilt(name) {
 			continue
 		}
