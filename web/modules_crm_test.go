@@ -22,13 +22,6 @@ func (b *testBundle) crmCounts() [3]int {
 	return out
 }
 
-func (b *testBundle) record(entity string, id any) map[string]any {
-	b.t.Helper()
-	var out map[string]any
-	b.expect("GET", "/api/v1/data/"+entity+"/"+id.(string), nil, 200, &out)
-	return out
-}
-
 // convertRefused converts a lead (or creates one converted) and expects a 422 at path.
 func (b *testBundle) convertRefused(method, path string, body map[string]any, at, says string) {
 	b.t.Helper()

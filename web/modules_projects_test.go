@@ -9,18 +9,10 @@ import (
 	"github.com/tessera/tessera/engine/module"
 )
 
-// record reads one record as the bundle's user.
-func (b *testBundle) fetchRecord(entity string, id any) map[string]any {
-	b.t.Helper()
-	var out map[string]any
-	b.expect("GET", fmt.Sprintf("/api/v1/data/%s/%v", entity, id), nil, 200, &out)
-	return out
-}
-
 // wantRecordFields checks string fields of a record exactly ("" for absent).
 func (b *testBundle) wantRecordFields(entity string, id any, want map[string]string) {
 	b.t.Helper()
-	rec := b.fetchRecord(entity, id)
+	rec := b.record(entity, id)
 	for k, v := range want {
 		got, _ := rec[k].(string)
 		if got != v {

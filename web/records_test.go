@@ -68,6 +68,14 @@ func (b *testBundle) putEntity(def string) {
 	b.expect("PUT", "/api/v1/entities/"+m.XEntity.Name, def, 201, nil)
 }
 
+// record reads one record as the bundle's user.
+func (b *testBundle) record(entity string, id any) map[string]any {
+	b.t.Helper()
+	var out map[string]any
+	b.expect("GET", fmt.Sprintf("/api/v1/data/%s/%v", entity, id), nil, 200, &out)
+	return out
+}
+
 func (b *testBundle) create(entity string, rec any) map[string]any {
 	b.t.Helper()
 	var out map[string]any

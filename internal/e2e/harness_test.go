@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -226,4 +227,131 @@ func postgresFor(dir string) []string {
 		}
 	}
 	return pids
+}
+
+// records lists an entity's records matching a filter.
+func (c *apiClient) records(entity, filter string) []map[string]any {
+	c.t.Helper()
+	var out struct{ Items []map[string]any }
+	path := "/api/v1/data/" + entity + "?limit=500"
+	if filter != "" {
+		path += "&filter=" + urlEscape(filter)
+	}
+	c.expect("GET", path, nil, 200, &out)
+	return out.Items
+}
+
+// one is the one record of an entity matching a filter.
+func (c *apiClient) one(entity, filter string) map[string]any {
+	c.t.Helper()
+	items := c.records(entity, filter)
+	if len(items) != 1 {
+		c.t.Fatalf("%s where %s: %d records, want 1: %v", entity, filter, len(items), items)
+	}
+	return items[0]
+}
+
+// waitTask polls the user's inbox until the run's task at step (any step when empty)
+// is open.
+func (c *apiClient) waitTask(run, step string) string {
+	c.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		var inbox struct {
+			Items []struct{ ID, Run, Step, Title string }
+		}
+		c.expect("GET", "/api/v1/tasks?assignee=me&status=open", nil, 200, &inbox)
+		for _, it := range inbox.Items {
+			if it.Run == run && (step == "" || it.Step == step) {
+				return it.ID
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	c.t.Fatalf("no open task %s for run %s", step, run)
+	return ""
+}
+
+// notified waits until the user has a notification whose title contains text.
+func (c *apiClient) notified(text string) string {
+	c.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	var titles []string
+	for time.Now().Before(deadline) {
+		var out struct {
+			Items []struct{ Title, Body string }
+		}
+		c.expect("GET", "/api/v1/notifications", nil, 200, &out)
+		titles = titles[:0]
+		for _, n := range out.Items {
+			if strings.Contains(n.Title, text) {
+				return n.Title + " / " + n.Body
+			}
+			titles = append(titles, n.Title)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	c.t.Fatalf("no notification %q; have %q", text, titles)
+	return ""
+}
+
+// eventually polls cond until it holds.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func idOf(rec map[string]any) string { return fmt.Sprint(rec["id"]) }
+
+// expectFields compares record fields with exact strings.
+func expectFields(t *testing.T, what string, rec map[string]any, want map[string]string) {
+	t.Helper()
+	for k, v := range want {
+		if got := fmt.Sprint(rec[k]); got != v {
+			t.Errorf("%s: %s = %q, want %q (record %v)", what, k, got, v, rec)
+		}
+	}
+}
+
+// notificationStream opens the user's realtime notification stream and returns the data lines
+// of its events as they arrive; the stream closes when the test ends.
+func (c *apiClient) notificationStream() <-chan string {
+	c.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	c.t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, "GET", c.base+"/api/v1/notifications/stream", nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		c.t.Fatalf("notification stream: %v %v", resp, err)
+	}
+	events := make(chan string, 100)
+	go func() {
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				events <- data
+			}
+		}
+	}()
+	return events
+}
+
+// kill ends the process at once (SIGKILL), as a crash would.
+func (p *proc) kill() {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		p.t.Fatalf("%s: kill: %v", p.name, err)
+	}
+	<-p.done
 }

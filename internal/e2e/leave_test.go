@@ -28,24 +28,24 @@ func TestLeaveApproval(t *testing.T) {
 	var dept, miaEmp, eveEmp, loneEmp map[string]any
 	admin.expect("POST", "/api/v1/data/department", map[string]any{"name": "Engineering"}, 201, &dept)
 	admin.expect("POST", "/api/v1/data/employee", map[string]any{"employee_no": "E1", "first_name": "Mia", "last_name": "Lund",
-		"department": o2cID(dept), "user_id": users["mia@example.com"]}, 201, &miaEmp)
+		"department": idOf(dept), "user_id": users["mia@example.com"]}, 201, &miaEmp)
 	admin.expect("POST", "/api/v1/data/employee", map[string]any{"employee_no": "E2", "first_name": "Eve", "last_name": "Berg",
-		"department": o2cID(dept), "manager": o2cID(miaEmp), "user_id": users["eve@example.com"]}, 201, &eveEmp)
+		"department": idOf(dept), "manager": idOf(miaEmp), "user_id": users["eve@example.com"]}, 201, &eveEmp)
 	admin.expect("POST", "/api/v1/data/employee", map[string]any{"employee_no": "E3", "first_name": "Leo", "last_name": "Holm"}, 201, &loneEmp)
 
 	// Self-service: Eve sees only her own employee record and files a request.
-	if mine := eve.o2cRecords("employee", ""); len(mine) != 1 || o2cID(mine[0]) != o2cID(eveEmp) {
+	if mine := eve.records("employee", ""); len(mine) != 1 || idOf(mine[0]) != idOf(eveEmp) {
 		t.Fatalf("eve sees employees %v", mine)
 	}
 	var req map[string]any
-	eve.expect("POST", "/api/v1/data/leave_request", map[string]any{"employee": o2cID(eveEmp), "type": "annual",
+	eve.expect("POST", "/api/v1/data/leave_request", map[string]any{"employee": idOf(eveEmp), "type": "annual",
 		"start_date": "2026-12-21", "end_date": "2026-12-24", "days": "4", "reason": "Family visit"}, 201, &req)
-	run := fmt.Sprintf("leave_approval:leave_request:%s:create:1", o2cID(req))
+	run := fmt.Sprintf("leave_approval:leave_request:%s:create:1", idOf(req))
 
 	// Only the manager may decide; the request is submitted meanwhile.
-	task := mia.o2cWaitTask(run, "manager_decides")
-	o2cEventually(t, "the request submitted", func() bool {
-		return eve.o2cOne("leave_request", fmt.Sprintf("id == %q", o2cID(req)))["status"] == "submitted"
+	task := mia.waitTask(run, "manager_decides")
+	eventually(t, "the request submitted", func() bool {
+		return eve.one("leave_request", fmt.Sprintf("id == %q", idOf(req)))["status"] == "submitted"
 	})
 	eve.expect("POST", "/api/v1/tasks/"+task+"/complete", map[string]any{"outcome": "approve"}, 403, nil)
 	harry.expect("POST", "/api/v1/tasks/"+task+"/complete", map[string]any{"outcome": "approve"}, 403, nil)
@@ -55,26 +55,26 @@ func TestLeaveApproval(t *testing.T) {
 	if r.Status != "completed" || r.Output["decision"] != "approve" || r.Output["decided_by"] != users["mia@example.com"] {
 		t.Fatalf("run %+v", r)
 	}
-	o2cExpect(t, "approved request", eve.o2cOne("leave_request", fmt.Sprintf("id == %q", o2cID(req))), map[string]string{"status": "approved"})
-	if note := eve.o2cNotified("Leave approved: 2026-12-21 to 2026-12-24"); !strings.Contains(note, "Enjoy!") {
+	expectFields(t, "approved request", eve.one("leave_request", fmt.Sprintf("id == %q", idOf(req))), map[string]string{"status": "approved"})
+	if note := eve.notified("Leave approved: 2026-12-21 to 2026-12-24"); !strings.Contains(note, "Enjoy!") {
 		t.Errorf("approval notification %q", note)
 	}
 
 	// No manager: the hr role decides, and rejects.
 	var lone map[string]any
-	harry.expect("POST", "/api/v1/data/leave_request", map[string]any{"employee": o2cID(loneEmp), "type": "unpaid", "status": "submitted",
+	harry.expect("POST", "/api/v1/data/leave_request", map[string]any{"employee": idOf(loneEmp), "type": "unpaid", "status": "submitted",
 		"start_date": "2027-01-04", "end_date": "2027-01-29", "reason": "Sabbatical"}, 201, &lone)
-	loneRun := fmt.Sprintf("leave_approval:leave_request:%s:create:1", o2cID(lone))
-	hrTask := harry.o2cWaitTask(loneRun, "hr_decides")
+	loneRun := fmt.Sprintf("leave_approval:leave_request:%s:create:1", idOf(lone))
+	hrTask := harry.waitTask(loneRun, "hr_decides")
 	mia.expect("POST", "/api/v1/tasks/"+hrTask+"/complete", map[string]any{"outcome": "approve"}, 403, nil)
 	harry.expect("POST", "/api/v1/tasks/"+hrTask+"/complete", map[string]any{"outcome": "reject", "data": map[string]any{"note": "Not this quarter."}}, 200, nil)
 	if r := admin.waitRun(loneRun); r.Status != "completed" || r.Output["decision"] != "reject" {
 		t.Fatalf("hr run %+v", r)
 	}
-	o2cExpect(t, "rejected request", harry.o2cOne("leave_request", fmt.Sprintf("id == %q", o2cID(lone))), map[string]string{"status": "rejected"})
-	harry.o2cNotified("Leave rejected: 2027-01-04 to 2027-01-29")
+	expectFields(t, "rejected request", harry.one("leave_request", fmt.Sprintf("id == %q", idOf(lone))), map[string]string{"status": "rejected"})
+	harry.notified("Leave rejected: 2027-01-04 to 2027-01-29")
 	// Eve can't see other people's requests.
-	if theirs := eve.o2cRecords("leave_request", ""); len(theirs) != 1 {
+	if theirs := eve.records("leave_request", ""); len(theirs) != 1 {
 		t.Errorf("eve sees %d leave requests, want her own", len(theirs))
 	}
 	serve.stop()

@@ -1,146 +1,16 @@
 package e2e
 
 import (
-	"bufio"
-	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tessera/tessera/internal/testdb"
 )
-
-// o2cRecords lists an entity's records matching a filter.
-func (c *apiClient) o2cRecords(entity, filter string) []map[string]any {
-	c.t.Helper()
-	var out struct{ Items []map[string]any }
-	path := "/api/v1/data/" + entity + "?limit=500"
-	if filter != "" {
-		path += "&filter=" + urlEscape(filter)
-	}
-	c.expect("GET", path, nil, 200, &out)
-	return out.Items
-}
-
-// o2cOne is the one record of an entity matching a filter.
-func (c *apiClient) o2cOne(entity, filter string) map[string]any {
-	c.t.Helper()
-	items := c.o2cRecords(entity, filter)
-	if len(items) != 1 {
-		c.t.Fatalf("%s where %s: %d records, want 1: %v", entity, filter, len(items), items)
-	}
-	return items[0]
-}
-
-// o2cWaitTask polls the user's inbox until the run's task at step is open.
-func (c *apiClient) o2cWaitTask(run, step string) string {
-	c.t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for time.Now().Before(deadline) {
-		var inbox struct {
-			Items []struct{ ID, Run, Step, Title string }
-		}
-		c.expect("GET", "/api/v1/tasks?assignee=me&status=open", nil, 200, &inbox)
-		for _, it := range inbox.Items {
-			if it.Run == run && it.Step == step {
-				return it.ID
-			}
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	c.t.Fatalf("no open task %s for run %s", step, run)
-	return ""
-}
-
-// o2cNotified waits until the user has a notification whose title contains text.
-func (c *apiClient) o2cNotified(text string) string {
-	c.t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	var titles []string
-	for time.Now().Before(deadline) {
-		var out struct {
-			Items []struct{ Title, Body string }
-		}
-		c.expect("GET", "/api/v1/notifications", nil, 200, &out)
-		titles = titles[:0]
-		for _, n := range out.Items {
-			if strings.Contains(n.Title, text) {
-				return n.Title + " / " + n.Body
-			}
-			titles = append(titles, n.Title)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	c.t.Fatalf("no notification %q; have %q", text, titles)
-	return ""
-}
-
-// o2cEventually polls cond until it holds.
-func o2cEventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
-
-func o2cID(rec map[string]any) string { return fmt.Sprint(rec["id"]) }
-
-// o2cExpect compares record fields with exact strings.
-func o2cExpect(t *testing.T, what string, rec map[string]any, want map[string]string) {
-	t.Helper()
-	for k, v := range want {
-		if got := fmt.Sprint(rec[k]); got != v {
-			t.Errorf("%s: %s = %q, want %q (record %v)", what, k, got, v, rec)
-		}
-	}
-}
-
-// o2cStream opens the user's realtime notification stream and returns the data lines
-// of its events as they arrive; the stream closes when the test ends.
-func (c *apiClient) o2cStream() <-chan string {
-	c.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	c.t.Cleanup(cancel)
-	req, err := http.NewRequestWithContext(ctx, "GET", c.base+"/api/v1/notifications/stream", nil)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != 200 {
-		c.t.Fatalf("notification stream: %v %v", resp, err)
-	}
-	events := make(chan string, 100)
-	go func() {
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
-				events <- data
-			}
-		}
-	}()
-	return events
-}
-
-// kill ends the process at once (SIGKILL), as a crash would.
-func (p *proc) kill() {
-	p.t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		p.t.Fatalf("%s: kill: %v", p.name, err)
-	}
-	<-p.done
-}
 
 // TestOrderToCash runs the order_to_cash module's workflows on the built binary in the
 // scaled topology (Temporal, an API node without a worker, a worker process): a sales
@@ -220,12 +90,12 @@ func TestOrderToCash(t *testing.T) {
 	admin.expect("POST", "/api/v1/data/product", map[string]any{"sku": "G-1", "name": "Gadget", "list_price": "19.99"}, 201, &gadget)
 	admin.expect("POST", "/api/v1/data/product", map[string]any{"sku": "B-8", "name": "Bolt M8", "type": "raw_material"}, 201, &bolt)
 	admin.expect("POST", "/api/v1/data/product", map[string]any{"sku": "CW", "name": "Copper wire", "type": "raw_material", "unit": "kg"}, 201, &wire)
-	admin.expect("POST", "/api/v1/data/bom", map[string]any{"name": "Gadget", "product": o2cID(gadget), "quantity": "1", "lines": []map[string]any{
-		{"component": o2cID(bolt), "quantity": "2"}, {"component": o2cID(wire), "quantity": "0.5"}}}, 201, nil)
+	admin.expect("POST", "/api/v1/data/bom", map[string]any{"name": "Gadget", "product": idOf(gadget), "quantity": "1", "lines": []map[string]any{
+		{"component": idOf(bolt), "quantity": "2"}, {"component": idOf(wire), "quantity": "0.5"}}}, 201, nil)
 	admin.expect("POST", "/api/v1/data/supplier", map[string]any{"name": "Rhein Fasteners"}, 201, &supplier)
-	admin.expect("POST", "/api/v1/data/supplier_item", map[string]any{"supplier": o2cID(supplier), "product": o2cID(bolt), "unit_price": "0.25", "preferred": true}, 201, nil)
+	admin.expect("POST", "/api/v1/data/supplier_item", map[string]any{"supplier": idOf(supplier), "product": idOf(bolt), "unit_price": "0.25", "preferred": true}, 201, nil)
 	for product, qty := range map[*map[string]any]string{&widget: "10", &gadget: "2", &bolt: "4", &wire: "10"} {
-		admin.expect("POST", "/api/v1/data/stock_move", map[string]any{"product": o2cID(*product), "to_warehouse": o2cID(wh),
+		admin.expect("POST", "/api/v1/data/stock_move", map[string]any{"product": idOf(*product), "to_warehouse": idOf(wh),
 			"quantity": qty, "reason": "receipt", "status": "done", "reference": "opening"}, 201, nil)
 	}
 	admin.expect("POST", "/api/v1/data/account", map[string]any{"name": "Acme Corp", "type": "customer", "owner": users["sam@example.com"]}, 201, &acct)
@@ -236,15 +106,15 @@ func TestOrderToCash(t *testing.T) {
 		t.Helper()
 		sam := &apiClient{t: t, base: adminC.base, token: clientsByEmail["sam@example.com"].token}
 		var opp map[string]any
-		sam.expect("POST", "/api/v1/data/opportunity", map[string]any{"name": name, "account": o2cID(acct), "stage": "negotiation",
+		sam.expect("POST", "/api/v1/data/opportunity", map[string]any{"name": name, "account": idOf(acct), "stage": "negotiation",
 			"owner": users["sam@example.com"]}, 201, &opp)
 		for _, l := range lines {
-			l["opportunity"] = o2cID(opp)
+			l["opportunity"] = idOf(opp)
 			sam.expect("POST", "/api/v1/data/opportunity_line", l, 201, nil)
 		}
 		var won map[string]any
-		sam.expect("PATCH", "/api/v1/data/opportunity/"+o2cID(opp), map[string]any{"stage": "closed_won"}, 200, &won)
-		return o2cID(opp), fmt.Sprintf("order_to_cash:opportunity:%s:update:%v", o2cID(opp), won["version"])
+		sam.expect("PATCH", "/api/v1/data/opportunity/"+idOf(opp), map[string]any{"stage": "closed_won"}, 200, &won)
+		return idOf(opp), fmt.Sprintf("order_to_cash:opportunity:%s:update:%v", idOf(opp), won["version"])
 	}
 	// Subtests fail through their own t.
 	type people struct{ admin, sam, fred, bob, dora, alice *apiClient }
@@ -253,7 +123,7 @@ func TestOrderToCash(t *testing.T) {
 		p := people{with(adminC), with(clientsByEmail["sam@example.com"]), with(clientsByEmail["fred@example.com"]),
 			with(clientsByEmail["bob@example.com"]), with(clientsByEmail["dora@example.com"]), with(clientsByEmail["alice@example.com"])}
 		level := func(product map[string]any) map[string]any {
-			return p.admin.o2cOne("stock_level", fmt.Sprintf("product == %q", o2cID(product)))
+			return p.admin.one("stock_level", fmt.Sprintf("product == %q", idOf(product)))
 		}
 		return p, level
 	}
@@ -262,33 +132,33 @@ func TestOrderToCash(t *testing.T) {
 		p, level := clients(t)
 		admin, sam, fred, bob, dora, alice := p.admin, p.sam, p.fred, p.bob, p.dora, p.alice
 		// The rep may not write what the process writes.
-		sam.expect("POST", "/api/v1/data/invoice", map[string]any{"account": o2cID(acct)}, 403, nil)
-		sam.expect("POST", "/api/v1/data/stock_move", map[string]any{"product": o2cID(widget), "quantity": "1", "reason": "receipt"}, 403, nil)
+		sam.expect("POST", "/api/v1/data/invoice", map[string]any{"account": idOf(acct)}, 403, nil)
+		sam.expect("POST", "/api/v1/data/stock_move", map[string]any{"product": idOf(widget), "quantity": "1", "reason": "receipt"}, 403, nil)
 		// The rep watches the realtime stream: the worker writes the alert, the API node
 		// streams it.
-		stream := sam.o2cStream()
+		stream := sam.notificationStream()
 		oppID, run := win(t, "Acme rollout", []map[string]any{
-			{"product": o2cID(widget), "description": "Widget", "quantity": "3", "unit_price": "100.00", "discount_percent": "10", "tax_rate": "20"},
-			{"product": o2cID(gadget), "description": "Gadget", "quantity": "5", "unit_price": "19.99", "tax_rate": "20"},
+			{"product": idOf(widget), "description": "Widget", "quantity": "3", "unit_price": "100.00", "discount_percent": "10", "tax_rate": "20"},
+			{"product": idOf(gadget), "description": "Gadget", "quantity": "5", "unit_price": "19.99", "tax_rate": "20"},
 		})
 
 		// The sales order, with the sales totals computed exactly.
 		var order map[string]any
-		o2cEventually(t, "the sales order", func() bool {
-			items := admin.o2cRecords("sales_order", fmt.Sprintf("opportunity == %q", oppID))
+		eventually(t, "the sales order", func() bool {
+			items := admin.records("sales_order", fmt.Sprintf("opportunity == %q", oppID))
 			if len(items) == 1 {
 				order = items[0]
 			}
 			return order != nil
 		})
-		o2cExpect(t, "order", order, map[string]string{"account": o2cID(acct), "subtotal": "399.95", "discount_total": "30.00", "tax_total": "73.99", "total": "443.94"})
+		expectFields(t, "order", order, map[string]string{"account": idOf(acct), "subtotal": "399.95", "discount_total": "30.00", "tax_total": "73.99", "total": "443.94"})
 		number := fmt.Sprint(order["number"])
 
 		// The gadget is short: the account owner hears of it at once; a production
 		// order for the difference is raised; its bolts are short (6 needed, 4 in
 		// stock), so 2 are bought from the preferred supplier and the buyer (not the
 		// shop floor) is asked to receive them.
-		note := sam.o2cNotified("Stock short: Gadget")
+		note := sam.notified("Stock short: Gadget")
 		if !strings.Contains(note, number) || !strings.Contains(note, "5 ordered, 2 available") {
 			t.Errorf("shortage notification %q", note)
 		}
@@ -300,113 +170,113 @@ func TestOrderToCash(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Error("the shortage alert did not arrive on the realtime stream")
 		}
-		receive := bob.o2cWaitTask(run, "receive")
-		mo := admin.o2cOne("production_order", fmt.Sprintf("source_reference == %q", number))
-		o2cExpect(t, "production order", mo, map[string]string{"product": o2cID(gadget), "quantity": "3", "status": "released"})
-		po := admin.o2cOne("purchase_order", fmt.Sprintf("source_reference == %q", mo["number"]))
-		o2cExpect(t, "purchase order", po, map[string]string{"supplier": o2cID(supplier), "status": "sent", "total": "0.50"})
+		receive := bob.waitTask(run, "receive")
+		mo := admin.one("production_order", fmt.Sprintf("source_reference == %q", number))
+		expectFields(t, "production order", mo, map[string]string{"product": idOf(gadget), "quantity": "3", "status": "released"})
+		po := admin.one("purchase_order", fmt.Sprintf("source_reference == %q", mo["number"]))
+		expectFields(t, "purchase order", po, map[string]string{"supplier": idOf(supplier), "status": "sent", "total": "0.50"})
 		// The widget was reserved from stock meanwhile.
-		o2cExpect(t, "widget level", level(widget), map[string]string{"quantity": "10", "reserved": "3"})
+		expectFields(t, "widget level", level(widget), map[string]string{"quantity": "10", "reserved": "3"})
 
 		// A worker crash while the run waits for people changes nothing.
 		restartWorker()
 		fred.expect("POST", "/api/v1/tasks/"+receive+"/complete", map[string]any{"outcome": "received"}, 403, nil)
 		bob.expect("POST", "/api/v1/tasks/"+receive+"/complete", map[string]any{"outcome": "received"}, 200, nil)
-		produce := fred.o2cWaitTask(run, "produce")
-		o2cExpect(t, "bolts received", level(bolt), map[string]string{"quantity": "6", "reserved": "0"})
-		o2cExpect(t, "purchase order", admin.o2cOne("purchase_order", fmt.Sprintf("id == %q", o2cID(po))), map[string]string{"status": "received"})
+		produce := fred.waitTask(run, "produce")
+		expectFields(t, "bolts received", level(bolt), map[string]string{"quantity": "6", "reserved": "0"})
+		expectFields(t, "purchase order", admin.one("purchase_order", fmt.Sprintf("id == %q", idOf(po))), map[string]string{"status": "received"})
 		dora.expect("POST", "/api/v1/tasks/"+produce+"/complete", map[string]any{"outcome": "completed"}, 403, nil)
 		sam.expect("POST", "/api/v1/tasks/"+produce+"/complete", map[string]any{"outcome": "completed"}, 403, nil)
 		fred.expect("POST", "/api/v1/tasks/"+produce+"/complete", map[string]any{"outcome": "completed"}, 200, nil)
 
 		// Production consumed its components per BOM and produced the gadgets, which
 		// are reserved; delivery picks.
-		pick := dora.o2cWaitTask(run, "pick")
-		o2cExpect(t, "bolts consumed", level(bolt), map[string]string{"quantity": "0", "reserved": "0"})
-		o2cExpect(t, "wire consumed", level(wire), map[string]string{"quantity": "8.5", "reserved": "0"})
-		o2cExpect(t, "gadget level after production", level(gadget), map[string]string{"quantity": "5", "reserved": "5"})
-		o2cExpect(t, "production order", admin.o2cOne("production_order", fmt.Sprintf("source_reference == %q", number)), map[string]string{"status": "done"})
-		shipment := admin.o2cOne("shipment", fmt.Sprintf("sales_order == %q", o2cID(order)))
-		o2cExpect(t, "shipment", shipment, map[string]string{"status": "planned", "account": o2cID(acct)})
+		pick := dora.waitTask(run, "pick")
+		expectFields(t, "bolts consumed", level(bolt), map[string]string{"quantity": "0", "reserved": "0"})
+		expectFields(t, "wire consumed", level(wire), map[string]string{"quantity": "8.5", "reserved": "0"})
+		expectFields(t, "gadget level after production", level(gadget), map[string]string{"quantity": "5", "reserved": "5"})
+		expectFields(t, "production order", admin.one("production_order", fmt.Sprintf("source_reference == %q", number)), map[string]string{"status": "done"})
+		shipment := admin.one("shipment", fmt.Sprintf("sales_order == %q", idOf(order)))
+		expectFields(t, "shipment", shipment, map[string]string{"status": "planned", "account": idOf(acct)})
 		fred.expect("POST", "/api/v1/tasks/"+pick+"/complete", map[string]any{"outcome": "picked"}, 403, nil)
 		dora.expect("POST", "/api/v1/tasks/"+pick+"/complete", map[string]any{"outcome": "picked"}, 200, nil)
 
 		// The carrier is late: delivery marks the shipment delayed and the account
 		// owner is told at once.
-		ship := dora.o2cWaitTask(run, "ship")
-		dora.expect("PATCH", "/api/v1/data/shipment/"+o2cID(shipment), map[string]any{"status": "delayed", "delay_reason": "Carrier strike until Monday"}, 200, nil)
-		if note := sam.o2cNotified("is delayed"); !strings.Contains(note, "Carrier strike") || !strings.Contains(note, "Acme Corp") {
+		ship := dora.waitTask(run, "ship")
+		dora.expect("PATCH", "/api/v1/data/shipment/"+idOf(shipment), map[string]any{"status": "delayed", "delay_reason": "Carrier strike until Monday"}, 200, nil)
+		if note := sam.notified("is delayed"); !strings.Contains(note, "Carrier strike") || !strings.Contains(note, "Acme Corp") {
 			t.Errorf("delay notification %q", note)
 		}
 		dora.expect("POST", "/api/v1/tasks/"+ship+"/complete", map[string]any{"outcome": "shipped",
 			"data": map[string]any{"carrier": "DHL", "tracking_number": "JD0123"}}, 200, nil)
-		deliver := dora.o2cWaitTask(run, "deliver")
+		deliver := dora.waitTask(run, "deliver")
 		// Shipped goods left the warehouse: the reservations were issued.
-		o2cExpect(t, "widget level after issue", level(widget), map[string]string{"quantity": "7", "reserved": "0"})
-		o2cExpect(t, "gadget level after issue", level(gadget), map[string]string{"quantity": "0", "reserved": "0"})
-		if res := admin.o2cRecords("stock_move", fmt.Sprintf("reference == %q && reason == \"reservation\" && status == \"issued\"", number)); len(res) != 2 {
+		expectFields(t, "widget level after issue", level(widget), map[string]string{"quantity": "7", "reserved": "0"})
+		expectFields(t, "gadget level after issue", level(gadget), map[string]string{"quantity": "0", "reserved": "0"})
+		if res := admin.records("stock_move", fmt.Sprintf("reference == %q && reason == \"reservation\" && status == \"issued\"", number)); len(res) != 2 {
 			t.Errorf("issued reservations %v", res)
 		}
 
 		// Delivery confirmed; the worker is killed the moment the invoice exists —
 		// between the invoice being written and the run moving on — and restarted.
 		dora.expect("POST", "/api/v1/tasks/"+deliver+"/complete", map[string]any{"outcome": "delivered"}, 200, nil)
-		o2cEventually(t, "the invoice being written", func() bool {
-			return len(admin.o2cRecords("invoice", fmt.Sprintf("sales_order == %q", o2cID(order)))) > 0
+		eventually(t, "the invoice being written", func() bool {
+			return len(admin.records("invoice", fmt.Sprintf("sales_order == %q", idOf(order)))) > 0
 		})
 		restartWorker()
 
 		// Unpaid past its (shortened) terms: the account owner is reminded.
-		sam.o2cNotified("is overdue (reminder 1)")
-		invoices := admin.o2cRecords("invoice", fmt.Sprintf("sales_order == %q", o2cID(order)))
+		sam.notified("is overdue (reminder 1)")
+		invoices := admin.records("invoice", fmt.Sprintf("sales_order == %q", idOf(order)))
 		if len(invoices) != 1 {
 			t.Fatalf("%d invoices after the worker restart: %v", len(invoices), invoices)
 		}
 		invoice := invoices[0]
-		o2cExpect(t, "invoice", invoice, map[string]string{"status": "issued", "subtotal": "399.95", "discount_total": "30.00", "tax_total": "73.99", "total": "443.94"})
+		expectFields(t, "invoice", invoice, map[string]string{"status": "issued", "subtotal": "399.95", "discount_total": "30.00", "tax_total": "73.99", "total": "443.94"})
 		if invoice["created_by"] == users["sam@example.com"] || invoice["created_by"] == nil {
 			t.Errorf("invoice created by %v, want the process's service identity", invoice["created_by"])
 		}
-		o2cExpect(t, "shipment", admin.o2cOne("shipment", fmt.Sprintf("sales_order == %q", o2cID(order))),
+		expectFields(t, "shipment", admin.one("shipment", fmt.Sprintf("sales_order == %q", idOf(order))),
 			map[string]string{"status": "delivered", "carrier": "DHL", "tracking_number": "JD0123"})
-		alice.expect("POST", "/api/v1/data/payment", map[string]any{"invoice": o2cID(invoice), "account": o2cID(acct),
+		alice.expect("POST", "/api/v1/data/payment", map[string]any{"invoice": idOf(invoice), "account": idOf(acct),
 			"amount": "443.94", "paid_on": time.Now().UTC().Format("2006-01-02"), "method": "bank_transfer"}, 201, nil)
 		r := admin.waitRun(run)
-		if r.Status != "completed" || r.Output["paid"] != true || r.Output["order"] != o2cID(order) {
+		if r.Status != "completed" || r.Output["paid"] != true || r.Output["order"] != idOf(order) {
 			t.Fatalf("run %+v", r)
 		}
-		o2cExpect(t, "paid invoice", admin.o2cOne("invoice", fmt.Sprintf("sales_order == %q", o2cID(order))), map[string]string{"status": "paid", "amount_paid": "443.94"})
-		o2cExpect(t, "closed order", admin.o2cOne("sales_order", fmt.Sprintf("opportunity == %q", oppID)), map[string]string{"status": "closed"})
+		expectFields(t, "paid invoice", admin.one("invoice", fmt.Sprintf("sales_order == %q", idOf(order))), map[string]string{"status": "paid", "amount_paid": "443.94"})
+		expectFields(t, "closed order", admin.one("sales_order", fmt.Sprintf("opportunity == %q", oppID)), map[string]string{"status": "closed"})
 	})
 
 	t.Run("cancelled order is compensated", func(t *testing.T) {
 		p, level := clients(t)
 		admin, sam, bob := p.admin, p.sam, p.bob
 		oppID, run := win(t, "Acme second order", []map[string]any{
-			{"product": o2cID(widget), "quantity": "2", "unit_price": "100.00", "tax_rate": "20"},
-			{"product": o2cID(gadget), "quantity": "4", "unit_price": "19.99", "tax_rate": "20"},
+			{"product": idOf(widget), "quantity": "2", "unit_price": "100.00", "tax_rate": "20"},
+			{"product": idOf(gadget), "quantity": "4", "unit_price": "19.99", "tax_rate": "20"},
 		})
 		// The widget is reserved; the gadget's bolts are being bought for production.
-		bob.o2cWaitTask(run, "receive")
-		order := admin.o2cOne("sales_order", fmt.Sprintf("opportunity == %q", oppID))
+		bob.waitTask(run, "receive")
+		order := admin.one("sales_order", fmt.Sprintf("opportunity == %q", oppID))
 		number := fmt.Sprint(order["number"])
-		o2cExpect(t, "widget level", level(widget), map[string]string{"quantity": "7", "reserved": "2"})
-		o2cExpect(t, "production order", admin.o2cOne("production_order", fmt.Sprintf("source_reference == %q", number)), map[string]string{"status": "released", "quantity": "4"})
+		expectFields(t, "widget level", level(widget), map[string]string{"quantity": "7", "reserved": "2"})
+		expectFields(t, "production order", admin.one("production_order", fmt.Sprintf("source_reference == %q", number)), map[string]string{"status": "released", "quantity": "4"})
 
 		// The customer cancels.
-		admin.expect("PATCH", "/api/v1/data/sales_order/"+o2cID(order), map[string]any{"status": "cancelled"}, 200, nil)
+		admin.expect("PATCH", "/api/v1/data/sales_order/"+idOf(order), map[string]any{"status": "cancelled"}, 200, nil)
 		r := admin.waitRun(run)
 		if r.Status != "failed" || !strings.Contains(fmt.Sprint(r.Error["message"]), "was cancelled") {
 			t.Fatalf("cancelled run %+v", r)
 		}
-		o2cExpect(t, "widget level", level(widget), map[string]string{"quantity": "7", "reserved": "0"})
-		o2cExpect(t, "reservation", admin.o2cOne("stock_move", fmt.Sprintf("reference == %q && reason == \"reservation\"", number)), map[string]string{"status": "released", "quantity": "2"})
-		o2cExpect(t, "production order", admin.o2cOne("production_order", fmt.Sprintf("source_reference == %q", number)), map[string]string{"status": "cancelled"})
-		o2cExpect(t, "order", admin.o2cOne("sales_order", fmt.Sprintf("opportunity == %q", oppID)), map[string]string{"status": "cancelled"})
-		if inv := admin.o2cRecords("invoice", fmt.Sprintf("sales_order == %q", o2cID(order))); len(inv) != 0 {
+		expectFields(t, "widget level", level(widget), map[string]string{"quantity": "7", "reserved": "0"})
+		expectFields(t, "reservation", admin.one("stock_move", fmt.Sprintf("reference == %q && reason == \"reservation\"", number)), map[string]string{"status": "released", "quantity": "2"})
+		expectFields(t, "production order", admin.one("production_order", fmt.Sprintf("source_reference == %q", number)), map[string]string{"status": "cancelled"})
+		expectFields(t, "order", admin.one("sales_order", fmt.Sprintf("opportunity == %q", oppID)), map[string]string{"status": "cancelled"})
+		if inv := admin.records("invoice", fmt.Sprintf("sales_order == %q", idOf(order))); len(inv) != 0 {
 			t.Errorf("invoices of a cancelled order: %v", inv)
 		}
-		if sh := admin.o2cRecords("shipment", fmt.Sprintf("sales_order == %q", o2cID(order))); len(sh) != 0 {
+		if sh := admin.records("shipment", fmt.Sprintf("sales_order == %q", idOf(order))); len(sh) != 0 {
 			t.Errorf("shipments of a cancelled order: %v", sh)
 		}
 		var tasks struct {
@@ -418,35 +288,35 @@ func TestOrderToCash(t *testing.T) {
 				t.Errorf("receipt task %+v", tk)
 			}
 		}
-		sam.o2cNotified("Order " + number + " cancelled")
+		sam.notified("Order " + number + " cancelled")
 	})
 
 	t.Run("cancelled run is compensated", func(t *testing.T) {
 		p, level := clients(t)
 		admin, sam, dora := p.admin, p.sam, p.dora
 		oppID, run := win(t, "Acme third order", []map[string]any{
-			{"product": o2cID(widget), "quantity": "1", "unit_price": "100.00", "tax_rate": "20"},
+			{"product": idOf(widget), "quantity": "1", "unit_price": "100.00", "tax_rate": "20"},
 		})
 		// In stock: reserved at once, and the shipment waits to be picked.
-		dora.o2cWaitTask(run, "pick")
-		order := admin.o2cOne("sales_order", fmt.Sprintf("opportunity == %q", oppID))
+		dora.waitTask(run, "pick")
+		order := admin.one("sales_order", fmt.Sprintf("opportunity == %q", oppID))
 		number := fmt.Sprint(order["number"])
-		o2cExpect(t, "widget level", level(widget), map[string]string{"quantity": "7", "reserved": "1"})
-		if mo := admin.o2cRecords("production_order", fmt.Sprintf("source_reference == %q", number)); len(mo) != 0 {
+		expectFields(t, "widget level", level(widget), map[string]string{"quantity": "7", "reserved": "1"})
+		if mo := admin.records("production_order", fmt.Sprintf("source_reference == %q", number)); len(mo) != 0 {
 			t.Errorf("production for a line in stock: %v", mo)
 		}
 		admin.expect("POST", "/api/v1/runs/"+run+"/cancel", nil, 202, nil)
 		if r := admin.waitRun(run); r.Status != "cancelled" {
 			t.Fatalf("cancelled run %+v", r)
 		}
-		o2cExpect(t, "widget level", level(widget), map[string]string{"quantity": "7", "reserved": "0"})
-		o2cExpect(t, "reservation", admin.o2cOne("stock_move", fmt.Sprintf("reference == %q && reason == \"reservation\"", number)), map[string]string{"status": "released"})
-		o2cExpect(t, "shipment", admin.o2cOne("shipment", fmt.Sprintf("sales_order == %q", o2cID(order))), map[string]string{"status": "cancelled"})
-		o2cExpect(t, "order", admin.o2cOne("sales_order", fmt.Sprintf("opportunity == %q", oppID)), map[string]string{"status": "cancelled"})
-		if inv := admin.o2cRecords("invoice", fmt.Sprintf("sales_order == %q", o2cID(order))); len(inv) != 0 {
+		expectFields(t, "widget level", level(widget), map[string]string{"quantity": "7", "reserved": "0"})
+		expectFields(t, "reservation", admin.one("stock_move", fmt.Sprintf("reference == %q && reason == \"reservation\"", number)), map[string]string{"status": "released"})
+		expectFields(t, "shipment", admin.one("shipment", fmt.Sprintf("sales_order == %q", idOf(order))), map[string]string{"status": "cancelled"})
+		expectFields(t, "order", admin.one("sales_order", fmt.Sprintf("opportunity == %q", oppID)), map[string]string{"status": "cancelled"})
+		if inv := admin.records("invoice", fmt.Sprintf("sales_order == %q", idOf(order))); len(inv) != 0 {
 			t.Errorf("invoices of a cancelled run: %v", inv)
 		}
-		sam.o2cNotified("Order " + number + " cancelled")
+		sam.notified("Order " + number + " cancelled")
 	})
 
 	// Each order had one run; the first order has exactly one invoice in all.
@@ -455,7 +325,7 @@ func TestOrderToCash(t *testing.T) {
 	if runs.Total != 3 {
 		t.Errorf("%d order_to_cash runs, want 3", runs.Total)
 	}
-	if inv := adminC.o2cRecords("invoice", ""); len(inv) != 1 {
+	if inv := adminC.records("invoice", ""); len(inv) != 1 {
 		t.Errorf("%d invoices in all, want 1", len(inv))
 	}
 	api.stop()

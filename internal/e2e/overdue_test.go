@@ -26,7 +26,7 @@ func TestInvoiceOverdueSchedule(t *testing.T) {
 	day := func(d int) string { return today.AddDate(0, 0, d).Format("2006-01-02") }
 	invoice := func(status, due string) map[string]any {
 		var inv map[string]any
-		admin.expect("POST", "/api/v1/data/invoice", map[string]any{"account": o2cID(acct), "invoice_date": day(-40), "due_date": due,
+		admin.expect("POST", "/api/v1/data/invoice", map[string]any{"account": idOf(acct), "invoice_date": day(-40), "due_date": due,
 			"status": status, "lines": []map[string]any{{"description": "Service", "quantity": "1", "unit_price": "100.00", "tax_rate": "0"}}}, 201, &inv)
 		return inv
 	}
@@ -34,7 +34,7 @@ func TestInvoiceOverdueSchedule(t *testing.T) {
 	notYet := invoice("issued", day(5))
 	draft := invoice("draft", day(-10))
 	partLate := invoice("issued", day(-3))
-	admin.expect("POST", "/api/v1/data/payment", map[string]any{"invoice": o2cID(partLate), "account": o2cID(acct),
+	admin.expect("POST", "/api/v1/data/payment", map[string]any{"invoice": idOf(partLate), "account": idOf(acct),
 		"amount": "40.00", "paid_on": day(-1), "method": "bank_transfer"}, 201, nil)
 
 	// The schedule exists in Temporal; fire it now instead of at 06:00.
@@ -50,9 +50,9 @@ func TestInvoiceOverdueSchedule(t *testing.T) {
 	}
 
 	status := func(inv map[string]any) string {
-		return fmt.Sprint(admin.o2cOne("invoice", fmt.Sprintf("id == %q", o2cID(inv)))["status"])
+		return fmt.Sprint(admin.one("invoice", fmt.Sprintf("id == %q", idOf(inv)))["status"])
 	}
-	o2cEventually(t, "the overdue invoices marked", func() bool {
+	eventually(t, "the overdue invoices marked", func() bool {
 		return status(late) == "overdue" && status(partLate) == "overdue"
 	})
 	if s := status(notYet); s != "issued" {
@@ -61,10 +61,10 @@ func TestInvoiceOverdueSchedule(t *testing.T) {
 	if s := status(draft); s != "draft" {
 		t.Errorf("draft invoice: %s", s)
 	}
-	aliceC.o2cNotified(fmt.Sprintf("Invoice %s is overdue", late["number"]))
-	aliceC.o2cNotified(fmt.Sprintf("Invoice %s is overdue", partLate["number"]))
+	aliceC.notified(fmt.Sprintf("Invoice %s is overdue", late["number"]))
+	aliceC.notified(fmt.Sprintf("Invoice %s is overdue", partLate["number"]))
 	// Paid in full later, it leaves overdue.
-	admin.expect("POST", "/api/v1/data/payment", map[string]any{"invoice": o2cID(late), "account": o2cID(acct),
+	admin.expect("POST", "/api/v1/data/payment", map[string]any{"invoice": idOf(late), "account": idOf(acct),
 		"amount": "100.00", "paid_on": day(0), "method": "bank_transfer"}, 201, nil)
 	if s := status(late); s != "paid" {
 		t.Errorf("paid overdue invoice: %s", s)

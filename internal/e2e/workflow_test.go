@@ -128,28 +128,6 @@ func (c *apiClient) waitRun(id string) runView {
 	return runView{}
 }
 
-// waitTask polls the user's inbox until a task of the run shows up.
-func (c *apiClient) waitTask(run string) string {
-	c.t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		var inbox struct {
-			Items []struct{ ID, Run, Step, Title string }
-		}
-		if st := c.do("GET", "/api/v1/tasks?assignee=me&status=open", nil, &inbox); st != 200 {
-			c.t.Fatalf("inbox: %d", st)
-		}
-		for _, it := range inbox.Items {
-			if it.Run == run {
-				return it.ID
-			}
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	c.t.Fatalf("no task for run %s", run)
-	return ""
-}
-
 func (c *apiClient) expect(method, path string, body any, want int, out any) {
 	c.t.Helper()
 	var raw json.RawMessage
@@ -239,7 +217,7 @@ func TestWorkflowsEndToEnd(t *testing.T) {
 		t.Fatalf("started %+v", started)
 	}
 	admin.expect("POST", "/api/v1/workflows/approval/runs", map[string]any{"input": map[string]any{"name": 5}}, 422, nil)
-	task := bob.waitTask(started.ID)
+	task := bob.waitTask(started.ID, "")
 	approvalV2 := strings.Replace(approvalV1, `"version": "v1"`, `"version": "v2"`, 1)
 	var put struct{ Version int }
 	admin.expect("PUT", "/api/v1/workflows/approval", rawJSON(approvalV2), 201, &put)
@@ -273,7 +251,7 @@ func TestWorkflowsEndToEnd(t *testing.T) {
 	// 4. Cancelling runs the compensation.
 	var sagaRun struct{ ID string }
 	admin.expect("POST", "/api/v1/workflows/saga/runs", nil, 201, &sagaRun)
-	bob.waitTask(sagaRun.ID)
+	bob.waitTask(sagaRun.ID, "")
 	admin.expect("POST", "/api/v1/runs/"+sagaRun.ID+"/cancel", nil, 202, nil)
 	run = admin.waitRun(sagaRun.ID)
 	if run.Status != "cancelled" {

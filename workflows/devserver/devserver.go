@@ -4,6 +4,7 @@
 package devserver
 
 import (
+	"database/sql"
 	"fmt"
 	"net"
 	"os"
@@ -84,6 +85,9 @@ func Start(opts Options) (*Server, error) {
 		}
 	}
 
+	if err := forgetMembers(opts.DBPath); err != nil {
+		return nil, err
+	}
 	cfg, err := serverConfig(sqlCfg, host, port)
 	if err != nil {
 		return nil, err
@@ -132,6 +136,25 @@ func Start(opts Options) (*Server, error) {
 		return nil, err
 	}
 	return &Server{srv: srv, addr: addr}, nil
+}
+
+// forgetMembers removes the cluster membership rows a previous process left behind.
+// This server is the file's only user (the data dir is locked), so every row is stale;
+// a killed process's rows still look alive for a while, and ringpop then spends its
+// whole join budget trying to reach their dead ports and exits the process.
+func forgetMembers(dbPath string) error {
+	if _, err := os.Stat(dbPath); err != nil {
+		return nil // a new file has no members yet
+	}
+	db, err := sql.Open("sqlite", dbPath)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", dbPath, err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("DELETE FROM cluster_membership"); err != nil {
+		return fmt.Errorf("forget stale temporal cluster members in %s: %w", dbPath, err)
+	}
+	return nil
 }
 
 func serverConfig(sqlCfg *config.SQL, host string, frontendPort int) (*config.Config, error) {
